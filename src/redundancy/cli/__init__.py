@@ -1,0 +1,5 @@
+"""Command-line interface: ``redundancy extract | store info | data list | data fetch``."""
+
+from ._main import build_parser, main
+
+__all__ = ["build_parser", "main"]

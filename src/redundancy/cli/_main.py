@@ -1,0 +1,183 @@
+"""The ``redundancy`` command: subcommands map onto the library's stages; this layer only parses and prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+logger = logging.getLogger("redundancy.cli")
+
+EPILOG = "Data directory: --data-dir, else $REDUNDANCY_DATA, else ../shared/data beside the repository."
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:  # keep transformers' own chatter and bars out of our output
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+@contextmanager
+def _bar(total: int, unit: str, desc: str, enabled: bool = True):
+    """A tqdm bar (items/s and ETA) whose log lines do not break it."""
+    from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm(), tqdm(total=total, unit=unit, desc=desc, disable=not enabled, dynamic_ncols=True) as bar:
+        yield bar
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from ..data import get_task, load_task, read_text
+    from ..extract import ExtractConfig, extract, load_model
+    from ..store import ActivationStore, default_store_name
+
+    if args.task == "text":
+        if not args.input:
+            raise ValueError("--task text needs --input FILE (one sentence per line)")
+        data = read_text(args.input, level=args.level, max_items=args.max_items)
+    else:
+        get_task(args.task)
+        max_tokens = args.max_train_tokens if args.split == "train" else None
+        data = load_task(args.task, args.split, args.data_dir, max_tokens=max_tokens, max_items=args.max_items)
+    config = ExtractConfig(
+        aggregation=args.aggregation,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        dtype=args.dtype,
+        device=args.device,
+        threads=args.threads,
+    )
+    lm = load_model(args.model, device=args.device, max_length=args.max_length)
+    agg = config.resolved_aggregation(data.spec.level, lm.tokenizer)
+    out = Path(args.out) if args.out else Path("runs") / default_store_name(lm.name, data.spec.name, data.split, agg)
+    unit = "word" if data.spec.level == "token" else "ex"
+    with _bar(data.n_items, unit, f"{data.spec.name}/{data.split}", not args.no_progress) as bar:
+        result = extract(data, lm, out, config, overwrite=args.overwrite, progress=bar)
+    if result.chunks_computed == 0:
+        logger.info("store %s was already complete; nothing to do", out)
+    print(json.dumps(result.to_dict(), indent=2))
+    ActivationStore.open(out)  # verify what was written before saying it is done
+    return 0
+
+
+def _cmd_store_info(args: argparse.Namespace) -> int:
+    from ..store import ActivationStore
+
+    store = ActivationStore.open(args.dir, verify=args.verify)
+    summary = store.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    width = max(len(k) for k in summary)
+    for key, value in summary.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value)
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _cmd_data_list(args: argparse.Namespace) -> int:
+    from ..data import TASKS
+
+    rows = [(s.name, s.level, s.label_type, s.metric, ",".join(s.splits), s.folder) for s in TASKS.values()]
+    head = ("task", "level", "labels", "metric", "splits", "folder")
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        print("  ".join(f"{str(c):<{w}}" for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from ..data import fetch
+
+    path = fetch(args.task, args.cache_dir, mirror=args.mirror, force=args.force)
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    from .. import __version__
+
+    p = argparse.ArgumentParser(prog="redundancy", description=__doc__, epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"redundancy {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser(
+        "extract",
+        help="store every layer's activations for a task split",
+        description="Run a model over one task split and stream every layer's activations "
+        "(embeddings = layer 0) into an on-disk store. Rerunning resumes an interrupted store.",
+        epilog=EPILOG,
+    )
+    e.add_argument("--model", required=True, help="local folder, hub id, or all-MiniLM-L6-v2 / all-mpnet-base-v2")
+    e.add_argument("--task", required=True, help="task name (see `redundancy data list`) or `text`")
+    e.add_argument("--split", default="train", help="split name (default: train)")
+    e.add_argument("--out", help="store folder (default: runs/<model>-<task>-<split>-<aggregation>)")
+    e.add_argument("--aggregation", choices=["first", "last", "mean", "cls"],
+                   help="token tasks: first/last/mean subword (default last); sentence tasks: cls/last/mean (default cls)")
+    e.add_argument("--dtype", choices=["float32", "float16"], default="float32")
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--max-length", type=int, help="longest input in tokens (default: the model's limit)")
+    e.add_argument("--max-train-tokens", type=int, help="train split only: keep whole sentences up to this many words "
+                   "(the paper: 150000)")
+    e.add_argument("--max-items", type=int, help="keep only the first N sentences/examples")
+    e.add_argument("--data-dir", help="task data folder")
+    e.add_argument("--input", help="with --task text: a file with one sentence per line")
+    e.add_argument("--level", choices=["token", "sentence"], default="token", help="with --task text")
+    e.add_argument("--threads", type=int, help="CPU threads for torch")
+    e.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+    e.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    e.set_defaults(func=_cmd_extract)
+
+    s = sub.add_parser("store", help="inspect activation stores").add_subparsers(dest="store_cmd", required=True)
+    si = s.add_parser("info", help="summary of a store", description="Verify a store and print its summary.")
+    si.add_argument("dir", help="store folder")
+    si.add_argument("--verify", choices=["fast", "full"], default="fast",
+                    help="fast: shapes and sizes; full: also SHA-256 of every array")
+    si.add_argument("--json", action="store_true", help="print JSON")
+    si.set_defaults(func=_cmd_store_info)
+
+    d = sub.add_parser("data", help="task data: list tasks, fetch public sets").add_subparsers(dest="data_cmd", required=True)
+    dl = d.add_parser("list", help="the task registry", description="List tasks with level, labels, metric and splits.")
+    dl.set_defaults(func=_cmd_data_list)
+    df = d.add_parser("fetch", help="download a public data set into the cache",
+                      description="Download a task's files from the official source into the cache, verifying SHA-256.")
+    df.add_argument("task")
+    df.add_argument("--cache-dir", help="cache folder (default: $REDUNDANCY_CACHE or ~/.cache/redundancy)")
+    df.add_argument("--mirror", help="base URL serving the data folder's layout instead of the official sources")
+    df.add_argument("--force", action="store_true", help="download again even when present")
+    df.set_defaults(func=_cmd_data_fetch)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``redundancy`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(-1 if args.quiet else args.verbose)
+    from ..data import DataFormatError
+    from ..extract import ModelError
+    from ..store import StoreError
+
+    try:
+        return int(args.func(args) or 0)
+    except (DataFormatError, ModelError, StoreError, FileNotFoundError, KeyError, ValueError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"redundancy: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("redundancy: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130

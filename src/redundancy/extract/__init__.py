@@ -1,0 +1,32 @@
+"""Stage 1: run a model over a task split and store every layer's activations.
+
+>>> from redundancy.data import load_task                       # doctest: +SKIP
+>>> from redundancy.extract import extract, ExtractConfig        # doctest: +SKIP
+>>> extract(load_task("pos", "dev"), "all-MiniLM-L6-v2", "runs/pos-dev")  # doctest: +SKIP
+"""
+
+from ._extract import ExtractConfig, ExtractResult, extract, plan, pool
+from ._models import SHIPPED, LoadedModel, ModelError, ResolvedModel, cache_dir, load_model, resolve_model
+from ._plan import SENTENCE_AGGREGATIONS, TOKEN_AGGREGATIONS, PlanStats, Segment, plan_windows
+from ._versions import package_versions
+
+__all__ = [
+    "SENTENCE_AGGREGATIONS",
+    "SHIPPED",
+    "TOKEN_AGGREGATIONS",
+    "ExtractConfig",
+    "ExtractResult",
+    "LoadedModel",
+    "ModelError",
+    "PlanStats",
+    "ResolvedModel",
+    "Segment",
+    "cache_dir",
+    "extract",
+    "load_model",
+    "package_versions",
+    "plan",
+    "plan_windows",
+    "pool",
+    "resolve_model",
+]
