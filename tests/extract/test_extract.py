@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import WORDS, sentence_task, token_task
+from toy import WORDS, sentence_task, token_task
 
 from redundancy.extract import ExtractConfig, ModelError, extract, load_model
 from redundancy.store import ActivationStore, StoreError
@@ -23,7 +23,7 @@ KINDS = ("bert", "mpnet", "gpt2", "xlnet")
 def _direct_hidden(lm, enc) -> np.ndarray:
     """(layers, tokens, hidden) from one unpadded sequence."""
     with torch.inference_mode():
-        ids = {k: torch.tensor([enc[k]]) for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+        ids = {k: torch.as_tensor(np.asarray(enc[k]))[None] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
         out = lm.model(**ids, output_hidden_states=True)
     return torch.stack(out.hidden_states)[:, 0].numpy()
 
@@ -147,7 +147,7 @@ def test_resume_after_killed_process_is_bit_identical(tiny, tmp_path):
         f"""
         import os, sys
         sys.path.insert(0, {str(Path(__file__).parents[1])!r})
-        from conftest import token_task
+        from toy import token_task
         from redundancy.extract import ExtractConfig, extract
 
         class Killer:

@@ -143,7 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=_cmd_extract)
 
-    s = sub.add_parser("store", help="inspect activation stores").add_subparsers(dest="store_cmd", required=True)
+    s = sub.add_parser(
+        "store",
+        help="inspect activation stores",
+        description="Inspect activation stores: one folder per (model, task, split, aggregation) holding "
+        "memory-mapped arrays of shape (items, layers, hidden), labels and a JSON manifest.",
+    ).add_subparsers(dest="store_cmd", required=True)
     si = s.add_parser("info", help="summary of a store", description="Verify a store and print its summary.")
     si.add_argument("dir", help="store folder")
     si.add_argument("--verify", choices=["fast", "full"], default="fast",
@@ -151,7 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--json", action="store_true", help="print JSON")
     si.set_defaults(func=_cmd_store_info)
 
-    d = sub.add_parser("data", help="task data: list tasks, fetch public sets").add_subparsers(dest="data_cmd", required=True)
+    d = sub.add_parser(
+        "data",
+        help="task data: list tasks, fetch public sets",
+        description="The task registry and the public data sets (EWT, CoNLL-2000, GLUE) that can be "
+        "downloaded from their official sources into the cache.",
+        epilog=EPILOG,
+    ).add_subparsers(dest="data_cmd", required=True)
     dl = d.add_parser("list", help="the task registry", description="List tasks with level, labels, metric and splits.")
     dl.set_defaults(func=_cmd_data_list)
     df = d.add_parser("fetch", help="download a public data set into the cache",
@@ -161,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("--mirror", help="base URL serving the data folder's layout instead of the official sources")
     df.add_argument("--force", action="store_true", help="download again even when present")
     df.set_defaults(func=_cmd_data_fetch)
+
+    from ._general import add_parser as add_general
+
+    add_general(sub)
     return p
 
 
@@ -168,13 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``redundancy`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     _setup_logging(-1 if args.quiet else args.verbose)
-    from ..data import DataFormatError
+    from ..data import DataFormatError, FetchError
     from ..extract import ModelError
     from ..store import StoreError
 
     try:
         return int(args.func(args) or 0)
-    except (DataFormatError, ModelError, StoreError, FileNotFoundError, KeyError, ValueError) as err:
+    except (DataFormatError, FetchError, ModelError, StoreError, FileNotFoundError, KeyError, ValueError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"redundancy: error: {msg}", file=sys.stderr)
         return 2

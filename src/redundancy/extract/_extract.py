@@ -18,6 +18,7 @@ import numpy as np
 
 from ..data import TaskData
 from ..store import StoreManifest, StoreWriter, plan_hash
+from ._memory import bound_heap
 from ._models import LoadedModel, load_model
 from ._plan import PlanStats, Segment, plan_sentence_segments, plan_token_segments
 from ._versions import package_versions
@@ -44,6 +45,8 @@ class ExtractConfig:
     window_overlap : share of a window kept as context for the next one (token tasks).
     dtype : stored dtype, ``float32`` or ``float16``.
     chunk_items : rows per committed chunk (the unit of resume).
+    max_batch_tokens : cap on padded tokens per batch, so a few very long inputs cannot blow up
+        peak memory; ``None`` for no cap.
     device, threads : where and with how many CPU threads to run (not part of the plan).
     """
 
@@ -53,6 +56,7 @@ class ExtractConfig:
     window_overlap: float = 0.5
     dtype: Literal["float32", "float16"] = "float32"
     chunk_items: int = 4096
+    max_batch_tokens: int | None = 2048
     device: str = "cpu"
     threads: int | None = None
 
@@ -83,9 +87,20 @@ class ExtractResult:
         return asdict(self)
 
 
-def _batches(segments: list[Segment], batch_size: int) -> list[list[int]]:
+def _batches(segments: list[Segment], batch_size: int, max_batch_tokens: int | None) -> list[list[int]]:
+    """Longest first; a batch ends at ``batch_size`` inputs or ``max_batch_tokens`` padded tokens."""
     order = sorted(range(len(segments)), key=lambda i: (-segments[i].length, i))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        width = segments[cur[0]].length if cur else segments[i].length
+        if cur and (len(cur) >= batch_size or (max_batch_tokens and (len(cur) + 1) * width > max_batch_tokens)):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
 
 
 def _chunks(batches: list[list[int]], segments: list[Segment], chunk_items: int) -> list[list[list[int]]]:
@@ -94,7 +109,7 @@ def _chunks(batches: list[list[int]], segments: list[Segment], chunk_items: int)
     n = 0
     for b in batches:
         cur.append(b)
-        n += sum(len(segments[i].targets) for i in b)
+        n += sum(segments[i].n_rows for i in b)
         if n >= chunk_items:
             chunks.append(cur)
             cur, n = [], 0
@@ -103,19 +118,35 @@ def _chunks(batches: list[list[int]], segments: list[Segment], chunk_items: int)
     return chunks
 
 
+def _pad(lm: LoadedModel, segs: list[Segment]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Pad one batch on the tokenizer's side; return the model inputs and each row's left offset."""
+    tok = lm.tokenizer
+    width = max(s.length for s in segs)
+    lengths = np.asarray([s.length for s in segs])
+    left = width - lengths if tok.padding_side == "left" else np.zeros(len(segs), dtype=np.int64)
+    ids = np.full((len(segs), width), tok.pad_token_id, dtype=np.int64)
+    mask = np.zeros((len(segs), width), dtype=np.int64)
+    types = np.full((len(segs), width), tok.pad_token_type_id, dtype=np.int64) if "token_type_ids" in segs[0].encoding else None
+    for r, seg in enumerate(segs):
+        sl = slice(left[r], left[r] + seg.length)
+        ids[r, sl] = seg.encoding["input_ids"]
+        mask[r, sl] = 1
+        if types is not None:
+            types[r, sl] = seg.encoding["token_type_ids"]
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if types is not None:
+        batch["token_type_ids"] = types
+    return batch, left
+
+
 def _forward(lm: LoadedModel, segs: list[Segment], device: str):
     """Hidden states of one padded batch: (layers, batch, tokens, hidden), and each row's left pad."""
     import torch
 
-    tok = lm.tokenizer
-    feats = [s.encoding for s in segs]
-    batch = tok.pad(feats, padding=True, return_tensors="pt")
-    kwargs = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    batch, left = _pad(lm, segs)
+    kwargs = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
     out = lm.model(**kwargs, output_hidden_states=True, return_dict=True, **_no_cache_kwargs(lm.model))
-    hs = torch.stack(out.hidden_states)  # (layers, batch, tokens, hidden)
-    width = hs.shape[2]
-    left = [width - s.length if tok.padding_side == "left" else 0 for s in segs]
-    return hs, left
+    return torch.stack(out.hidden_states), left  # (layers, batch, tokens, hidden)
 
 
 def _no_cache_kwargs(model) -> dict:
@@ -129,27 +160,24 @@ def _no_cache_kwargs(model) -> dict:
     return {}
 
 
-def pool(hs, segs: list[Segment], left: list[int]):
-    """Average the listed positions of each target: (rows, layers, hidden), and the rows' items."""
+def pool(hs, segs: list[Segment], left):
+    """Average the listed positions of each row: (rows, layers, hidden), and the rows' items.
+
+    One gather and one ``index_add_`` per batch, whatever the mix of first/last/mean pooling.
+    """
     import torch
 
-    b_idx, t_idx, row_idx, items = [], [], [], []
-    for b, seg in enumerate(segs):
-        for item, positions in seg.targets:
-            r = len(items)
-            items.append(item)
-            for p in positions:
-                b_idx.append(b)
-                t_idx.append(p + left[b])
-                row_idx.append(r)
+    counts = np.concatenate([np.diff(s.ptr) for s in segs])
+    b_idx = np.concatenate([np.full(len(s.positions), b) for b, s in enumerate(segs)])
+    t_idx = np.concatenate([s.positions + left[b] for b, s in enumerate(segs)])
+    row_idx = np.repeat(np.arange(len(counts)), counts)
+    items = np.concatenate([s.items for s in segs])
     dev = hs.device
-    gathered = hs[:, torch.tensor(b_idx, device=dev), torch.tensor(t_idx, device=dev)]  # (L, m, H)
-    rows = torch.tensor(row_idx, device=dev)
+    gathered = hs[:, torch.from_numpy(b_idx).to(dev), torch.from_numpy(t_idx).to(dev)]  # (L, m, H)
     summed = torch.zeros(hs.shape[0], len(items), hs.shape[3], dtype=hs.dtype, device=dev)
-    summed.index_add_(1, rows, gathered)
-    counts = torch.bincount(rows, minlength=len(items)).to(hs.dtype)
-    pooled = (summed / counts[None, :, None]).permute(1, 0, 2)
-    return pooled, np.asarray(items, dtype=np.int64)
+    summed.index_add_(1, torch.from_numpy(row_idx).to(dev), gathered)
+    div = torch.from_numpy(counts).to(dev, hs.dtype)
+    return (summed / div[None, :, None]).permute(1, 0, 2), items
 
 
 def _labels(data: TaskData) -> tuple[np.ndarray, list[str], str]:
@@ -207,11 +235,12 @@ def extract(
         raise ValueError(f"dtype must be float32 or float16, got {config.dtype!r}")
     if config.threads:
         torch.set_num_threads(config.threads)
+    bound_heap()
     lm = model if isinstance(model, LoadedModel) else load_model(model, device=config.device, max_length=config.max_length)
     if not data.items:
         raise ValueError(f"{data.spec.name}/{data.split}: no items to extract")
     segments, stats, agg = plan(data, lm, config)
-    batches = _batches(segments, config.batch_size)
+    batches = _batches(segments, config.batch_size, config.max_batch_tokens)
     chunks = _chunks(batches, segments, config.chunk_items)
     labels, label_names, label_type = _labels(data)
     sent_ids, positions = _row_ids(data)
@@ -224,6 +253,7 @@ def extract(
         "window_overlap": config.window_overlap,
         "dtype": config.dtype,
         "chunk_items": config.chunk_items,
+        "max_batch_tokens": config.max_batch_tokens,
     }
     plan_id = plan_hash(
         {
@@ -261,7 +291,7 @@ def extract(
         n_chunks=len(chunks),
     )
     t0 = time.perf_counter()
-    computed = 0
+    computed = n_computed = 0
     with StoreWriter.create_or_resume(
         out, manifest, labels=labels, sentence_ids=sent_ids, positions=positions, overwrite=overwrite
     ) as writer:
@@ -270,7 +300,7 @@ def extract(
             if done:
                 logger.info("resuming %s: %d of %d chunks already written", out, len(done), len(chunks))
                 if progress is not None:
-                    progress.update(sum(len(segments[i].targets) for c in done for b in chunks[c] for i in b))
+                    progress.update(sum(segments[i].n_rows for c in done for b in chunks[c] for i in b))
             with torch.inference_mode():
                 for cid, chunk in enumerate(chunks):
                     if cid in done:
@@ -282,13 +312,13 @@ def extract(
                         pooled, it = pool(hs, segs, left)
                         rows.append(pooled.float().cpu().numpy())
                         items.append(it)
+                        n_computed += len(it)
                         if progress is not None:
                             progress.update(len(it))
                     writer.write_chunk(cid, np.concatenate(items), np.concatenate(rows))
                     computed += 1
             writer.finalize()
     secs = time.perf_counter() - t0
-    done_items = sum(len(segments[i].targets) for c in range(len(chunks)) for b in chunks[c] for i in b) if computed else 0
     return ExtractResult(
         store=str(out),
         n_items=n_items,
@@ -298,6 +328,6 @@ def extract(
         n_chunks=len(chunks),
         chunks_computed=computed,
         seconds=round(secs, 3),
-        items_per_s=round(done_items / secs, 1) if computed and secs > 0 else 0.0,
+        items_per_s=round(n_computed / secs, 1) if secs > 0 else 0.0,
         stats=stats.to_dict(),
     )

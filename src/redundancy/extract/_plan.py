@@ -9,7 +9,9 @@ lets the tests check alignment without running a model.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
 
 from ..data import SentenceExample, TokenSentence
 
@@ -19,17 +21,40 @@ TOKEN_AGGREGATIONS = ("first", "last", "mean")
 SENTENCE_AGGREGATIONS = ("cls", "last", "mean")
 
 
-@dataclass
-class Segment:
-    """One model input: token ids, and the rows it fills."""
+_SLICE = 512  # sentences tokenized per call: bounds the tokenizer's per-token bookkeeping in memory
+_KEYS = ("input_ids", "token_type_ids")
 
-    sentence: int
-    encoding: dict[str, list[int]]
-    targets: list[tuple[int, list[int]]] = field(default_factory=list)
+
+class Segment:
+    """One model input: its token ids, and the rows it fills with the positions pooled into each.
+
+    Held as small int arrays (CSR layout for the positions), not Python lists: a plan for the
+    200k words of EWT train then costs a few MB instead of a few hundred.
+    """
+
+    __slots__ = ("sentence", "encoding", "items", "ptr", "positions")
+
+    def __init__(self, sentence: int, encoding, targets: list[tuple[int, list[int]]]):
+        self.sentence = sentence
+        self.encoding = {k: np.asarray(encoding[k], dtype=np.int32) for k in _KEYS if k in encoding}
+        self.items = np.asarray([t[0] for t in targets], dtype=np.int64)
+        self.ptr = np.cumsum([0] + [len(t[1]) for t in targets], dtype=np.int64)
+        self.positions = np.asarray([p for t in targets for p in t[1]], dtype=np.int64)
 
     @property
     def length(self) -> int:
         return len(self.encoding["input_ids"])
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.items)
+
+    @property
+    def targets(self) -> list[tuple[int, list[int]]]:
+        """``[(item, positions), ...]``: for reading and tests; the hot path uses the arrays."""
+        return [
+            (int(self.items[r]), self.positions[self.ptr[r] : self.ptr[r + 1]].tolist()) for r in range(self.n_rows)
+        ]
 
 
 @dataclass
@@ -44,10 +69,6 @@ class PlanStats:
 
     def to_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
-
-
-def _keep(enc, keys=("input_ids", "attention_mask", "token_type_ids")) -> dict[str, list[int]]:
-    return {k: list(enc[k]) for k in keys if k in enc}
 
 
 def _word_positions(word_ids: list[int | None], n_words: int) -> list[list[int]]:
@@ -128,15 +149,16 @@ def plan_token_segments(
     if budget < 1:
         raise ValueError(f"max_length {max_length} leaves no room for words")
     filler = tokenizer.unk_token or "?"
-    word_lists = [list(s.words) for s in sentences]
-    encs = tokenizer(word_lists, is_split_into_words=True, add_special_tokens=True, verbose=False)
     segments: list[Segment] = []
     offset = 0
     for i, sent in enumerate(sentences):
-        words = word_lists[i]
+        if i % _SLICE == 0:
+            batch = [list(s.words) for s in sentences[i : i + _SLICE]]
+            encs = tokenizer(batch, is_split_into_words=True, add_special_tokens=True, verbose=False)
+        words = list(sent.words)
         n = len(words)
-        enc = {k: encs[k][i] for k in ("input_ids", "attention_mask", "token_type_ids") if k in encs}
-        pos = _word_positions(encs.word_ids(i), n)
+        enc = {k: encs[k][i % _SLICE] for k in _KEYS if k in encs}
+        pos = _word_positions(encs.word_ids(i % _SLICE), n)
         empty = [w for w in range(n) if not pos[w]]
         if empty:
             # A word the tokenizer maps to nothing (e.g. a lone control character) would have no
@@ -150,7 +172,7 @@ def plan_token_segments(
             enc = tokenizer(words, is_split_into_words=True, add_special_tokens=True, verbose=False)
             pos = _word_positions(enc.word_ids(), n)
         if len(enc["input_ids"]) <= max_length:
-            segments.append(Segment(i, _keep(enc), [(offset + w, _pick(pos[w], aggregation)) for w in range(n)]))
+            segments.append(Segment(i, enc, [(offset + w, _pick(pos[w], aggregation)) for w in range(n)]))
         else:
             counts = [len(p) for p in pos]
             windows = plan_windows(counts, budget, overlap)
@@ -167,7 +189,7 @@ def plan_token_segments(
                         counts[a], budget, budget,
                     )
                 targets = [(offset + w, _pick(wpos[w - a], aggregation)) for w in range(oa, ob)]
-                segments.append(Segment(i, _keep(wenc), targets))
+                segments.append(Segment(i, wenc, targets))
         offset += n
     if stats.n_windowed:
         logger.info(
@@ -224,8 +246,7 @@ def plan_sentence_segments(
         else:
             special = encs["special_tokens_mask"][i]
             positions = [t for t in range(len(ids)) if not special[t]] or list(range(len(ids)))
-        enc = {k: list(encs[k][i]) for k in ("input_ids", "attention_mask", "token_type_ids") if k in encs}
-        segments.append(Segment(i, enc, [(i, positions)]))
+        segments.append(Segment(i, {k: encs[k][i] for k in _KEYS if k in encs}, [(i, positions)]))
     if stats.n_truncated:
         logger.warning(
             "%d of %d example(s) are longer than %d tokens and were truncated",

@@ -1,0 +1,57 @@
+"""General redundancy: neuron correlations, layer CKA and correlation clustering, from one pass over a store.
+
+One streaming float64 pass over an activation store accumulates the item count, per-neuron sums, the
+``N x N`` cross-product matrix and two small extra sums; from these alone come every neuron-pair Pearson
+correlation, linear CKA and debiased linear CKA for every pair of layers. Correlation clustering
+(distance ``1 - |r|``, average linkage) is then cut at a whole sweep of thresholds. See ``docs/general.md``.
+
+Public API
+----------
+run_general
+    The stage: store -> ``general.json`` (:class:`GeneralResult`), ``linkage.npy`` and figures.
+NeuronStats
+    Mergeable accumulator (``update`` / ``merge`` / ``compute`` / ``reset``) -> :class:`NeuronStatistics`.
+linear_cka
+    Linear or debiased linear CKA of two in-memory activation matrices.
+CorrelationClusterer
+    ``CorrelationClusterer(threshold=0.3, representative="random", random_state=0).fit(corr)``.
+threshold_sweep, correlation_linkage, correlation_distance, cut_tree, pick_representatives, default_thresholds
+    The sweep and its pieces.
+GeneralResult, CKAResult, SweepPoint
+    Frozen results with ``to_dict`` / ``from_dict``; :func:`load_result` reads ``general.json``.
+accumulate
+    The streaming pass alone: store -> filled :class:`NeuronStats`.
+"""
+
+from ._cluster import (
+    CorrelationClusterer,
+    correlation_distance,
+    correlation_linkage,
+    cut_tree,
+    default_thresholds,
+    pick_representatives,
+    threshold_sweep,
+)
+from ._result import CKAResult, GeneralResult, SweepPoint
+from ._run import accumulate, load_result, run_general
+from ._stats import NeuronStatistics, NeuronStats, hsic_unbiased_terms, linear_cka
+
+__all__ = [
+    "CKAResult",
+    "CorrelationClusterer",
+    "GeneralResult",
+    "NeuronStatistics",
+    "NeuronStats",
+    "SweepPoint",
+    "accumulate",
+    "correlation_distance",
+    "correlation_linkage",
+    "cut_tree",
+    "default_thresholds",
+    "hsic_unbiased_terms",
+    "linear_cka",
+    "load_result",
+    "pick_representatives",
+    "run_general",
+    "threshold_sweep",
+]

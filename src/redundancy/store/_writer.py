@@ -19,6 +19,7 @@ from ._files import (
     MANIFEST,
     POSITIONS,
     PROGRESS,
+    RowFile,
     SENTENCE_IDS,
     StoreLock,
     check_files,
@@ -136,7 +137,7 @@ class StoreWriter:
         *,
         done_chunks: frozenset[int],
         n_items_written: int,
-        activations: np.memmap | None,
+        activations: RowFile | None,
         lock: StoreLock | None,
     ):
         self.path = path
@@ -250,7 +251,7 @@ class StoreWriter:
                        n_items_written=existing.n_items, activations=None, lock=None)
 
         done, n_written = _read_progress(path, existing)
-        mm = np.lib.format.open_memmap(path / ACTIVATIONS, mode="r+")
+        mm = RowFile(path / ACTIVATIONS)
         logger.info("%s: resuming: %d of %d chunks already committed (%d of %d items)",
                     path, len(done), existing.n_chunks, n_written, existing.n_items)
         return cls(path, existing, metadata, done_chunks=done, n_items_written=n_written,
@@ -307,7 +308,7 @@ class StoreWriter:
         write_json_atomic(path / MANIFEST, manifest.to_dict())  # last: its presence marks a finished creation
         logger.info("%s: created store for %s / %s / %s (%s, shape %s, %d chunks)", path, manifest.model,
                     manifest.task, manifest.split, manifest.dtype, manifest.shape, manifest.n_chunks)
-        mm = np.lib.format.open_memmap(target, mode="r+")
+        mm = RowFile(target)
         return cls(path, manifest, metadata, done_chunks=frozenset(), n_items_written=0, activations=mm,
                    lock=lock)
 
@@ -415,8 +416,8 @@ class StoreWriter:
             raise StoreError(self._non_finite_message(cid, idx, vals, cast), path=self.path)
 
         assert self._mm is not None
-        self._mm[idx] = cast
-        self._mm.flush()  # msync: the rows are on disk before the commit record says so
+        self._mm.write(idx, cast)
+        self._mm.flush()  # fsync: the rows are on disk before the commit record says so
         done = sorted(self._done | {cid})
         n_written = self._n_written + k
         _write_progress(self.path, m, done, n_written)
@@ -479,7 +480,7 @@ class StoreWriter:
                 path=self.path,
             )
         assert self._mm is not None
-        self._mm.flush()
+        self._mm.close()
         self._mm = None
         checksums = {name: sha256_file(self.path / name) for name in expected_files(m)}
         final = dataclasses.replace(m, complete=True, sha256=checksums)
@@ -494,7 +495,7 @@ class StoreWriter:
     def close(self) -> None:
         """Flush and release the memory map and the lock. Committed chunks stay; the store can be resumed."""
         if self._mm is not None:
-            self._mm.flush()
+            self._mm.close()
             self._mm = None
         if self._lock is not None:
             self._lock.release()

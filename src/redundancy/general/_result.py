@@ -1,0 +1,294 @@
+"""Frozen, JSON-ready results of the general-redundancy stage (``general.json``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+RESULT_FORMAT_VERSION = 1
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _matrix_to_json(m: Any) -> list[list[float | None]]:
+    """A float matrix as nested lists, NaN as None (JSON has no NaN)."""
+    rows = np.asarray(m, dtype=float).tolist()
+    return [[float(v) if math.isfinite(v) else None for v in row] for row in rows]
+
+
+def _matrix_from_json(m: Any) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(math.nan if v is None else float(v) for v in row) for row in m)
+
+
+def _strict_kwargs(cls: type, d: Any) -> dict[str, Any]:
+    """Check ``d`` against the dataclass fields: no unknown keys, no missing required ones."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {unknown}")
+    missing = sorted(
+        n for n, f in fields.items()
+        if n not in d and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
+    if missing:
+        raise ValueError(f"{cls.__name__}: missing keys {missing}")
+    return dict(d)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CKAResult:
+    """Linear and debiased linear CKA between every pair of layers.
+
+    Attributes
+    ----------
+    linear : tuple of tuples of float
+        ``linear[a][b]``: linear CKA of layers ``a`` and ``b`` (feature-space form from covariance blocks).
+        NaN (``null`` in JSON) where a layer has no variance.
+    debiased : tuple of tuples of float
+        The same with the unbiased HSIC estimator (Song et al. 2012; Nguyen et al. 2021), exact over all
+        items. May be slightly negative for unrelated layers; NaN where undefined.
+    n_items : int
+        Items the statistics were computed on.
+    estimator : str
+        How the numbers were computed.
+    """
+
+    linear: tuple[tuple[float, ...], ...]
+    debiased: tuple[tuple[float, ...], ...]
+    n_items: int
+    estimator: str = ("NeuronStats: one float64 pass; linear CKA from covariance blocks, "
+                      "debiased via the unbiased HSIC estimator")
+
+    def __post_init__(self) -> None:
+        for name in ("linear", "debiased"):
+            m = tuple(tuple(float(v) for v in row) for row in getattr(self, name))
+            if any(len(row) != len(m) for row in m):
+                raise ValueError(f"CKAResult.{name} must be a square matrix")
+            object.__setattr__(self, name, m)
+        if len(self.linear) != len(self.debiased):
+            raise ValueError("CKAResult.linear and .debiased must have the same size")
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.linear)
+
+    def as_array(self, variant: str = "linear") -> np.ndarray:
+        """``(n_layers, n_layers)`` float array of ``"linear"`` or ``"debiased"`` CKA."""
+        if variant not in ("linear", "debiased"):
+            raise ValueError(f"variant must be 'linear' or 'debiased', got {variant!r}")
+        return np.array(getattr(self, variant), dtype=float).reshape(self.n_layers, self.n_layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"linear": _matrix_to_json(self.as_array("linear")),
+                "debiased": _matrix_to_json(self.as_array("debiased")),
+                "n_items": self.n_items, "estimator": self.estimator}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CKAResult:
+        kw = _strict_kwargs(cls, d)
+        kw["linear"] = _matrix_from_json(kw["linear"])
+        kw["debiased"] = _matrix_from_json(kw["debiased"])
+        return cls(**kw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepPoint:
+    """The clustering cut at one distance threshold.
+
+    Attributes
+    ----------
+    threshold : float
+        Distance ``t`` (``1 - |r|``): merges of average distance ``<= t`` are kept.
+    n_neurons : int
+        Neurons clustered.
+    n_clusters : int
+        Flat clusters at this threshold.
+    redundant_share : float
+        ``1 - n_clusters / n_neurons``: the share of neurons dropped when one per cluster is kept.
+    redundant_share_by_layer : tuple of float
+        Per layer: ``1 - kept / neurons of that layer``, ``kept`` = representatives in that layer. Weighted
+        by layer size, these average to ``redundant_share``. Depends on the representative choice.
+    span_histogram : tuple of int
+        ``span_histogram[k]``: clusters spanning ``k + 1`` layers (max layer - min layer + 1).
+    largest_cluster : int
+        Size of the largest cluster.
+    representatives : tuple of int
+        One flat neuron index per cluster (cluster ``i``'s at position ``i``; clusters are numbered by
+        their lowest neuron).
+    """
+
+    threshold: float
+    n_neurons: int
+    n_clusters: int
+    redundant_share: float
+    redundant_share_by_layer: tuple[float, ...]
+    span_histogram: tuple[int, ...]
+    largest_cluster: int
+    representatives: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "threshold", float(self.threshold))
+        object.__setattr__(self, "redundant_share", float(self.redundant_share))
+        for name, kind in (("redundant_share_by_layer", float), ("span_histogram", int),
+                           ("representatives", int)):
+            object.__setattr__(self, name, tuple(kind(v) for v in getattr(self, name)))
+        for name in ("n_neurons", "n_clusters", "largest_cluster"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        if len(self.representatives) != self.n_clusters:
+            raise ValueError("SweepPoint: one representative per cluster is required")
+        if sum(self.span_histogram) != self.n_clusters:
+            raise ValueError("SweepPoint: the span histogram must count every cluster once")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for name in ("redundant_share_by_layer", "span_histogram", "representatives"):
+            d[name] = list(d[name])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SweepPoint:
+        return cls(**_strict_kwargs(cls, d))
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeneralResult:
+    """Everything the general-redundancy stage found for one store (``general.json``).
+
+    Attributes
+    ----------
+    store : str
+        Store folder read.
+    model, weights_sha256, task, split, aggregation : str
+        From the store's manifest.
+    input_hash : str
+        The store's ``plan_hash``: identifies the activations these numbers come from.
+    n_items, n_layers, hidden : int
+        Shape of the activations used (``N = n_layers * hidden`` neurons, flat ``layer * hidden + unit``).
+    seed : int
+        Seed of the random representative picks.
+    representative : {"random", "central"}
+        How one neuron per cluster was chosen.
+    report_threshold : float
+        The threshold quoted as the headline (the paper's 0.3); it is one of the sweep's thresholds.
+    zero_variance : tuple of int
+        Flat indices of zero-variance neurons (correlation 0 with every other neuron).
+    cka : CKAResult
+    sweep : tuple of SweepPoint
+        One cut per threshold, ascending.
+    estimator : dict
+        What computed the numbers (correlation, distance, linkage, library).
+    seconds : dict of str to float
+        Wall time of each step.
+    files : tuple of str
+        Files written next to ``general.json``.
+    versions : dict of str to str
+        Package versions.
+    created : str
+        ISO-8601 UTC time.
+    format_version : int
+    """
+
+    store: str
+    model: str
+    weights_sha256: str
+    task: str
+    split: str
+    aggregation: str
+    input_hash: str
+    n_items: int
+    n_layers: int
+    hidden: int
+    seed: int
+    representative: str
+    report_threshold: float
+    zero_variance: tuple[int, ...]
+    cka: CKAResult
+    sweep: tuple[SweepPoint, ...]
+    estimator: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = field(default_factory=_utc_now)
+    format_version: int = RESULT_FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "zero_variance", tuple(int(i) for i in self.zero_variance))
+        object.__setattr__(self, "sweep", tuple(self.sweep))
+        object.__setattr__(self, "files", tuple(self.files))
+        object.__setattr__(self, "report_threshold", float(self.report_threshold))
+        if self.representative not in ("random", "central"):
+            raise ValueError(f"GeneralResult.representative must be 'random' or 'central', "
+                             f"got {self.representative!r}")
+        if not any(math.isclose(p.threshold, self.report_threshold, abs_tol=1e-9) for p in self.sweep):
+            raise ValueError(f"GeneralResult: report_threshold {self.report_threshold} is not in the sweep")
+
+    @property
+    def n_neurons(self) -> int:
+        return self.n_layers * self.hidden
+
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        return tuple(p.threshold for p in self.sweep)
+
+    def at(self, threshold: float | None = None) -> SweepPoint:
+        """The sweep point at ``threshold`` (default: ``report_threshold``)."""
+        t = self.report_threshold if threshold is None else float(threshold)
+        for p in self.sweep:
+            if math.isclose(p.threshold, t, abs_tol=1e-9):
+                return p
+        raise KeyError(f"threshold {t} is not in the sweep {list(self.thresholds)}")
+
+    def summary(self) -> dict[str, Any]:
+        """A short JSON-ready digest: headline share, CKA matrices (2 decimals), share vs threshold."""
+        p = self.at()
+
+        def r2(m: np.ndarray) -> list[list[float | None]]:
+            return _matrix_to_json(np.round(m, 2))
+
+        return {
+            "store": self.store,
+            "model": self.model,
+            "n_items": self.n_items,
+            "n_neurons": self.n_neurons,
+            "zero_variance": len(self.zero_variance),
+            "report_threshold": self.report_threshold,
+            "n_clusters": p.n_clusters,
+            "redundant_share": round(p.redundant_share, 4),
+            "redundant_share_by_layer": [round(v, 4) for v in p.redundant_share_by_layer],
+            "redundant_share_by_threshold": {f"{q.threshold:g}": round(q.redundant_share, 4)
+                                             for q in self.sweep},
+            "cka_linear": r2(self.cka.as_array("linear")),
+            "cka_debiased": r2(self.cka.as_array("debiased")),
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["zero_variance"] = list(self.zero_variance)
+        d["cka"] = self.cka.to_dict()
+        d["sweep"] = [p.to_dict() for p in self.sweep]
+        d["files"] = list(self.files)
+        d["estimator"] = dict(self.estimator)
+        d["seconds"] = dict(self.seconds)
+        d["versions"] = dict(self.versions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GeneralResult:
+        kw = _strict_kwargs(cls, d)
+        version = kw.get("format_version", RESULT_FORMAT_VERSION)
+        if isinstance(version, int) and version > RESULT_FORMAT_VERSION:
+            raise ValueError(f"general result format_version {version} is newer than this code supports "
+                             f"({RESULT_FORMAT_VERSION}); upgrade the redundancy package")
+        kw["cka"] = CKAResult.from_dict(kw["cka"])
+        kw["sweep"] = tuple(SweepPoint.from_dict(p) for p in kw["sweep"])
+        return cls(**kw)

@@ -1,0 +1,230 @@
+"""The general-redundancy stage on one activation store: one pass, clustering sweep, JSON and figures."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..store import ActivationStore, package_versions
+from ._cluster import REPRESENTATIVES, correlation_linkage, default_thresholds, threshold_sweep
+from ._result import CKAResult, GeneralResult
+from ._stats import DEFAULT_CHUNK_BYTES, NeuronStats
+
+logger = logging.getLogger(__name__)
+
+RESULT_FILE = "general.json"
+LINKAGE_FILE = "linkage.npy"
+CORRELATION_FILE = "correlation.npy"
+
+
+class Progress(Protocol):
+    """Anything with ``update(n)`` (a tqdm bar, for instance)."""
+
+    def update(self, n: int) -> Any: ...
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+    os.replace(tmp, path)
+
+
+def accumulate(
+    store: ActivationStore,
+    *,
+    batch_size: int = 4096,
+    items: Any = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    progress: Progress | None = None,
+) -> NeuronStats:
+    """One streaming pass over ``store`` (all layers): the filled :class:`NeuronStats`."""
+    stats = NeuronStats(store.n_layers, store.hidden, chunk_bytes=chunk_bytes)
+    if items is None:  # every row in order: read the memory map directly (no float32 copy per batch)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        flat = store.activations.reshape(store.n_items, store.n_neurons)
+        batches = (flat[i:i + batch_size] for i in range(0, store.n_items, batch_size))
+    else:
+        batches = (x for x, _ in store.iter_batches(batch_size, items=items))
+    for x in batches:
+        stats.update(x)
+        if progress is not None:
+            progress.update(x.shape[0])
+    return stats
+
+
+def run_general(
+    store: str | os.PathLike | ActivationStore,
+    out_dir: str | os.PathLike,
+    thresholds: Sequence[float] | None = None,
+    *,
+    step: float = 0.05,
+    report_threshold: float = 0.3,
+    seed: int = 0,
+    representative: str = "random",
+    batch_size: int = 4096,
+    save_correlation: bool = False,
+    figures: bool = True,
+    progress: Progress | None = None,
+) -> GeneralResult:
+    """General redundancy of one store: neuron correlations, layer CKA and the clustering sweep.
+
+    Reads the store once (all layers, ``N = n_layers * hidden`` neurons), then writes into ``out_dir``:
+    ``general.json`` (:class:`GeneralResult`), ``linkage.npy`` (the average-linkage tree, SciPy format,
+    to cut again at any threshold), the figures ``cka.png``, ``redundancy_vs_threshold.png``,
+    ``redundancy_per_layer.png``, ``cluster_span.png`` and, if asked, ``correlation.npy`` (float32).
+
+    Parameters
+    ----------
+    store : path or ActivationStore
+        A complete activation store.
+    out_dir : path
+        Output folder (created; files of the same names are replaced).
+    thresholds : sequence of float, optional
+        Distance thresholds to cut at. Default: ``0.0, step, ..., 1.0``.
+    step : float
+        Step of the default sweep.
+    report_threshold : float
+        The headline threshold (the paper's 0.3); added to the sweep if missing.
+    seed : int
+        Seed of the random representative picks.
+    representative : {"random", "central"}
+        How one neuron per cluster is kept (see :class:`CorrelationClusterer`).
+    batch_size : int
+        Items per batch read from the store.
+    save_correlation : bool
+        Also save the ``N x N`` correlation matrix (float32).
+    figures : bool
+        Draw the PNG figures.
+    progress : object with ``update(n)``, optional
+        Told the number of items of every batch read.
+
+    Returns
+    -------
+    GeneralResult
+    """
+    if representative not in REPRESENTATIVES:
+        raise ValueError(f"representative must be one of {REPRESENTATIVES}, got {representative!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    ts = default_thresholds(step) if thresholds is None else tuple(float(t) for t in thresholds)
+    if not (math.isfinite(report_threshold) and report_threshold >= 0):
+        raise ValueError(f"report_threshold must be finite and >= 0, got {report_threshold!r}")
+    if not any(math.isclose(t, report_threshold, abs_tol=1e-9) for t in ts):
+        ts = (*ts, float(report_threshold))
+    if any(not math.isfinite(t) or t < 0 for t in ts):
+        raise ValueError(f"thresholds must be finite and >= 0, got {list(ts)}")
+    ts = tuple(sorted(set(ts)))
+
+    opened = store if isinstance(store, ActivationStore) else ActivationStore.open(store)
+    m = opened.manifest
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    logger.info("general: one pass over %s (%d items, %d layers x %d = %d neurons)",
+                opened.path, opened.n_items, opened.n_layers, opened.hidden, opened.n_neurons)
+    stats = accumulate(opened, batch_size=batch_size, progress=progress)
+    seconds["pass"] = time.perf_counter() - t0
+    if stats.n_items < 2:
+        raise ValueError(f"activation store {opened.path}: needs at least 2 items, has {stats.n_items}")
+    t1 = time.perf_counter()
+    computed = stats.compute()
+    del stats  # free the N x N cross-products before clustering
+    corr = computed.correlation
+    assert corr is not None
+    seconds["statistics"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    layer_of = np.arange(opened.n_neurons) // opened.hidden
+    linkage = correlation_linkage(corr)
+    sweep = threshold_sweep(corr, ts, layer_of=layer_of, representative=representative, random_state=seed,
+                            linkage=linkage)
+    seconds["clustering"] = time.perf_counter() - t2
+    files = [RESULT_FILE, LINKAGE_FILE]
+    _save_npy(out / LINKAGE_FILE, linkage)
+    if save_correlation:
+        _save_npy(out / CORRELATION_FILE, corr.astype(np.float32))
+        files.append(CORRELATION_FILE)
+    del corr
+
+    def build(extra_files: Sequence[str] = ()) -> GeneralResult:
+        return GeneralResult(
+            store=str(opened.path),
+            model=m.model,
+            weights_sha256=m.weights_sha256,
+            task=m.task,
+            split=m.split,
+            aggregation=m.aggregation,
+            input_hash=m.plan_hash,
+            n_items=computed.n_items,
+            n_layers=opened.n_layers,
+            hidden=opened.hidden,
+            seed=seed,
+            representative=representative,
+            report_threshold=report_threshold,
+            zero_variance=computed.zero_variance_indices.tolist(),
+            cka=CKAResult(linear=computed.cka_linear.tolist(), debiased=computed.cka_debiased.tolist(),
+                          n_items=computed.n_items),
+            sweep=sweep,
+            estimator={
+                "statistics": "NeuronStats (one streaming float64 pass, shifted sums, BLAS dsyrk)",
+                "correlation": "Pearson; zero-variance neurons: 0 off the diagonal",
+                "distance": "1 - |r|",
+                "linkage": "average (fastcluster)",
+                "cut": "scipy fcluster, criterion='distance'",
+                "representative": representative,
+            },
+            seconds=dict(seconds),
+            files=(*files, *extra_files),
+            versions=package_versions(("numpy", "scipy", "fastcluster", "matplotlib")),
+        )
+
+    result = build()
+    if figures:
+        t3 = time.perf_counter()
+        from ._plots import write_figures
+
+        names = write_figures(result, out)
+        seconds["figures"] = time.perf_counter() - t3
+        seconds["total"] = time.perf_counter() - t0
+        result = build(names)
+    else:
+        seconds["total"] = time.perf_counter() - t0
+        result = build()
+    _write_json_atomic(out / RESULT_FILE, result.to_dict())
+    p = result.at()
+    logger.info("general: t = %g: %d clusters of %d neurons, %.1f%% redundant; wrote %s",
+                p.threshold, p.n_clusters, p.n_neurons, 100 * p.redundant_share, out / RESULT_FILE)
+    return result
+
+
+def load_result(path: str | os.PathLike) -> GeneralResult:
+    """Read ``general.json`` (a file, or the folder holding it)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / RESULT_FILE
+    with open(p, encoding="utf-8") as f:
+        return GeneralResult.from_dict(json.load(f))
