@@ -31,7 +31,8 @@ from redundancy.extract import ExtractConfig, extract
 n = int(sys.argv[1])
 data = load_task("pos", "train", max_items=n)
 with tempfile.TemporaryDirectory() as tmp:
-    res = extract(data, sys.argv[2], tmp + "/s", ExtractConfig(batch_size=int(sys.argv[3]), threads=int(sys.argv[4])))
+    cfg = ExtractConfig(batch_size=int(sys.argv[3]), threads=int(sys.argv[4]))
+    res = extract(data, sys.argv[2], tmp + "/s", cfg)
 print(json.dumps({"sentences": len(data.items), "words": res.n_items, "seconds": res.seconds,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -40,14 +41,22 @@ print(json.dumps({"sentences": len(data.items), "words": res.n_items, "seconds":
 def bare_forward(lm, sentences, batch_size: int) -> float:
     """Seconds for tokenizing and running the model on length-sorted batches, keeping nothing."""
     tok, model = lm.tokenizer, lm.model
-    lengths = [len(ids) for ids in tok([list(s.words) for s in sentences], is_split_into_words=True)["input_ids"]]
+    lengths = [
+        len(ids) for ids in tok([list(s.words) for s in sentences], is_split_into_words=True)["input_ids"]
+    ]
     order = sorted(range(len(sentences)), key=lambda i: -lengths[i])
     t0 = time.perf_counter()
     with torch.inference_mode():
         for i in range(0, len(order), batch_size):
             words = [list(sentences[j].words) for j in order[i : i + batch_size]]
-            enc = tok(words, is_split_into_words=True, padding=True, truncation=True,
-                      max_length=lm.max_length, return_tensors="pt")
+            enc = tok(
+                words,
+                is_split_into_words=True,
+                padding=True,
+                truncation=True,
+                max_length=lm.max_length,
+                return_tensors="pt",
+            )
             model(**enc, output_hidden_states=True)
     return time.perf_counter() - t0
 
@@ -89,8 +98,18 @@ def main() -> None:
         rss = {}
         for n in (1000, 12544):
             out = subprocess.run(
-                [sys.executable, "-c", RSS_CHILD, str(n), args.model, str(args.batch_size), str(args.threads)],
-                capture_output=True, text=True, check=True,
+                [
+                    sys.executable,
+                    "-c",
+                    RSS_CHILD,
+                    str(n),
+                    args.model,
+                    str(args.batch_size),
+                    str(args.threads),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             rss[n] = json.loads(out.stdout.strip().splitlines()[-1])
         result["rss"] = {str(k): v for k, v in rss.items()}

@@ -18,7 +18,13 @@ def token_task(sentences=WORDS, name="toy") -> TaskData:
     """A token task over ``sentences`` labelled with each word's length class."""
     spec = TaskSpec(name=name, level="token", label_type="class", metric="accuracy", splits=("train",))
     items = tuple(
-        TokenSentence(index=i, words=tuple(ws), labels=tuple("L" if len(w) > 3 else "S" for w in ws), source="mem", line=i + 1)
+        TokenSentence(
+            index=i,
+            words=tuple(ws),
+            labels=tuple("L" if len(w) > 3 else "S" for w in ws),
+            source="mem",
+            line=i + 1,
+        )
         for i, ws in enumerate(sentences)
     )
     return TaskData(spec=spec, split="train", items=items, files={"mem": "0" * 64}, labels=("L", "S"))
@@ -26,7 +32,13 @@ def token_task(sentences=WORDS, name="toy") -> TaskData:
 
 def sentence_task(pairs: bool = False, real: bool = False) -> TaskData:
     level = "sentence_pair" if pairs else "sentence"
-    spec = TaskSpec(name="toy-s", level=level, label_type="real" if real else "class", metric="accuracy", splits=("train",))
+    spec = TaskSpec(
+        name="toy-s",
+        level=level,
+        label_type="real" if real else "class",
+        metric="accuracy",
+        splits=("train",),
+    )
     items = tuple(
         SentenceExample(
             index=i,

@@ -48,8 +48,23 @@ def test_every_subcommand_has_help(argv, capsys):
 
 def test_extract_then_store_info(tiny, data_dir, tmp_path, capsys):
     out = tmp_path / "store"
-    argv = ["extract", "--model", str(tiny("bert")), "--task", "pos", "--split", "dev", "--data-dir", str(data_dir),
-            "--out", str(out), "--aggregation", "first", "--dtype", "float16"]
+    argv = [
+        "extract",
+        "--model",
+        str(tiny("bert")),
+        "--task",
+        "pos",
+        "--split",
+        "dev",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--aggregation",
+        "first",
+        "--dtype",
+        "float16",
+    ]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n_items"] == 6 and result["n_sentences"] == 2 and result["n_layers"] == 3
@@ -65,15 +80,44 @@ def test_extract_then_store_info(tiny, data_dir, tmp_path, capsys):
 def test_extract_plain_text(tiny, tmp_path, capsys):
     text = tmp_path / "in.txt"
     text.write_text("The cats sat .\n\nA short one .\n")
-    assert main(["extract", "--model", str(tiny("gpt2")), "--task", "text", "--input", str(text),
-                 "--out", str(tmp_path / "s")]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "--model",
+                str(tiny("gpt2")),
+                "--task",
+                "text",
+                "--input",
+                str(text),
+                "--out",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["n_items"] == 8
 
 
 def test_data_list_shows_every_task(capsys):
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
-    for task in ("pos", "upos", "chunking", "sem", "ccg", "ner", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "cola"):
+    for task in (
+        "pos",
+        "upos",
+        "chunking",
+        "sem",
+        "ccg",
+        "ner",
+        "sst2",
+        "mrpc",
+        "qqp",
+        "stsb",
+        "mnli",
+        "qnli",
+        "rte",
+        "cola",
+    ):
         assert f"\n{task} " in out
 
 
@@ -99,8 +143,24 @@ def test_errors_are_one_clear_line(argv, message, data_dir, tmp_path, capsys, mo
 def test_malformed_data_names_file_and_line(tiny, data_dir, capsys):
     bad = data_dir / "ud-english-ewt" / "en_ewt-ud-dev.conllu"
     bad.write_text(CONLLU.replace("3\tcats\tcat\tNOUN\tNNS\t_\t0\troot\t_\t_", "3\tcats\tcat"))
-    assert main(["extract", "--model", str(tiny("bert")), "--task", "pos", "--split", "dev",
-                 "--data-dir", str(data_dir), "--out", str(data_dir / "s")]) == 2
+    assert (
+        main(
+            [
+                "extract",
+                "--model",
+                str(tiny("bert")),
+                "--task",
+                "pos",
+                "--split",
+                "dev",
+                "--data-dir",
+                str(data_dir),
+                "--out",
+                str(data_dir / "s"),
+            ]
+        )
+        == 2
+    )
     assert "en_ewt-ud-dev.conllu:4" in capsys.readouterr().err
 
 

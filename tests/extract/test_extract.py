@@ -23,7 +23,11 @@ KINDS = ("bert", "mpnet", "gpt2", "xlnet")
 def _direct_hidden(lm, enc) -> np.ndarray:
     """(layers, tokens, hidden) from one unpadded sequence."""
     with torch.inference_mode():
-        ids = {k: torch.as_tensor(np.asarray(enc[k]))[None] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+        ids = {
+            k: torch.as_tensor(np.asarray(enc[k]))[None]
+            for k in ("input_ids", "attention_mask", "token_type_ids")
+            if k in enc
+        }
         out = lm.model(**ids, output_hidden_states=True)
     return torch.stack(out.hidden_states)[:, 0].numpy()
 
@@ -41,7 +45,9 @@ def _pool(hs: np.ndarray, positions: list[int], how: str) -> np.ndarray:
 def test_token_rows_equal_direct_forward(tiny, tmp_path, kind, aggregation):
     lm = load_model(str(tiny(kind)))
     data = token_task()
-    res = extract(data, lm, tmp_path / "s", ExtractConfig(aggregation=aggregation, batch_size=4, chunk_items=10))
+    res = extract(
+        data, lm, tmp_path / "s", ExtractConfig(aggregation=aggregation, batch_size=4, chunk_items=10)
+    )
     store = ActivationStore.open(tmp_path / "s")
     assert store.n_items == res.n_items == sum(len(w) for w in WORDS)
     assert (store.n_layers, store.hidden) == (3, 32)
@@ -73,7 +79,9 @@ def test_sentence_rows_equal_direct_forward(tiny, tmp_path, kind, pairs):
         acts = np.asarray(ActivationStore.open(tmp_path / how).activations)
         for i, ex in enumerate(data.items):
             args = (ex.text, ex.text_pair) if pairs else (ex.text,)
-            enc = lm.tokenizer(*args, return_special_tokens_mask=True, truncation=True, max_length=lm.max_length)
+            enc = lm.tokenizer(
+                *args, return_special_tokens_mask=True, truncation=True, max_length=lm.max_length
+            )
             hs = _direct_hidden(lm, enc)
             ids = enc["input_ids"]
             if how == "cls":

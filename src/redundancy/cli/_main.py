@@ -1,4 +1,4 @@
-"""The ``redundancy`` command: subcommands map onto the library's stages; this layer only parses and prints."""
+"""The ``redundancy`` command: subcommands map onto the library's stages; this layer parses and prints."""
 
 from __future__ import annotations
 
@@ -32,7 +32,10 @@ def _bar(total: int, unit: str, desc: str, enabled: bool = True):
     from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    with logging_redirect_tqdm(), tqdm(total=total, unit=unit, desc=desc, disable=not enabled, dynamic_ncols=True) as bar:
+    with (
+        logging_redirect_tqdm(),
+        tqdm(total=total, unit=unit, desc=desc, disable=not enabled, dynamic_ncols=True) as bar,
+    ):
         yield bar
 
 
@@ -48,7 +51,9 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     else:
         get_task(args.task)
         max_tokens = args.max_train_tokens if args.split == "train" else None
-        data = load_task(args.task, args.split, args.data_dir, max_tokens=max_tokens, max_items=args.max_items)
+        data = load_task(
+            args.task, args.split, args.data_dir, max_tokens=max_tokens, max_items=args.max_items
+        )
     config = ExtractConfig(
         aggregation=args.aggregation,
         batch_size=args.batch_size,
@@ -59,7 +64,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     )
     lm = load_model(args.model, device=args.device, max_length=args.max_length)
     agg = config.resolved_aggregation(data.spec.level, lm.tokenizer)
-    out = Path(args.out) if args.out else Path("runs") / default_store_name(lm.name, data.spec.name, data.split, agg)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / default_store_name(lm.name, data.spec.name, data.split, agg)
+    )
     unit = "word" if data.spec.level == "token" else "ex"
     with _bar(data.n_items, unit, f"{data.spec.name}/{data.split}", not args.no_progress) as bar:
         result = extract(data, lm, out, config, overwrite=args.overwrite, progress=bar)
@@ -122,17 +131,26 @@ def build_parser() -> argparse.ArgumentParser:
         "(embeddings = layer 0) into an on-disk store. Rerunning resumes an interrupted store.",
         epilog=EPILOG,
     )
-    e.add_argument("--model", required=True, help="local folder, hub id, or all-MiniLM-L6-v2 / all-mpnet-base-v2")
+    e.add_argument(
+        "--model", required=True, help="local folder, hub id, or all-MiniLM-L6-v2 / all-mpnet-base-v2"
+    )
     e.add_argument("--task", required=True, help="task name (see `redundancy data list`) or `text`")
     e.add_argument("--split", default="train", help="split name (default: train)")
     e.add_argument("--out", help="store folder (default: runs/<model>-<task>-<split>-<aggregation>)")
-    e.add_argument("--aggregation", choices=["first", "last", "mean", "cls"],
-                   help="token tasks: first/last/mean subword (default last); sentence tasks: cls/last/mean (default cls)")
+    e.add_argument(
+        "--aggregation",
+        choices=["first", "last", "mean", "cls"],
+        help="token tasks: first/last/mean subword (default last); "
+        "sentence tasks: cls/last/mean (default cls)",
+    )
     e.add_argument("--dtype", choices=["float32", "float16"], default="float32")
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--max-length", type=int, help="longest input in tokens (default: the model's limit)")
-    e.add_argument("--max-train-tokens", type=int, help="train split only: keep whole sentences up to this many words "
-                   "(the paper: 150000)")
+    e.add_argument(
+        "--max-train-tokens",
+        type=int,
+        help="train split only: keep whole sentences up to this many words (the paper: 150000)",
+    )
     e.add_argument("--max-items", type=int, help="keep only the first N sentences/examples")
     e.add_argument("--data-dir", help="task data folder")
     e.add_argument("--input", help="with --task text: a file with one sentence per line")
@@ -151,8 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     ).add_subparsers(dest="store_cmd", required=True)
     si = s.add_parser("info", help="summary of a store", description="Verify a store and print its summary.")
     si.add_argument("dir", help="store folder")
-    si.add_argument("--verify", choices=["fast", "full"], default="fast",
-                    help="fast: shapes and sizes; full: also SHA-256 of every array")
+    si.add_argument(
+        "--verify",
+        choices=["fast", "full"],
+        default="fast",
+        help="fast: shapes and sizes; full: also SHA-256 of every array",
+    )
     si.add_argument("--json", action="store_true", help="print JSON")
     si.set_defaults(func=_cmd_store_info)
 
@@ -163,13 +185,20 @@ def build_parser() -> argparse.ArgumentParser:
         "downloaded from their official sources into the cache.",
         epilog=EPILOG,
     ).add_subparsers(dest="data_cmd", required=True)
-    dl = d.add_parser("list", help="the task registry", description="List tasks with level, labels, metric and splits.")
+    dl = d.add_parser(
+        "list", help="the task registry", description="List tasks with level, labels, metric and splits."
+    )
     dl.set_defaults(func=_cmd_data_list)
-    df = d.add_parser("fetch", help="download a public data set into the cache",
-                      description="Download a task's files from the official source into the cache, verifying SHA-256.")
+    df = d.add_parser(
+        "fetch",
+        help="download a public data set into the cache",
+        description="Download a task's files from the official source into the cache, verifying SHA-256.",
+    )
     df.add_argument("task")
     df.add_argument("--cache-dir", help="cache folder (default: $REDUNDANCY_CACHE or ~/.cache/redundancy)")
-    df.add_argument("--mirror", help="base URL serving the data folder's layout instead of the official sources")
+    df.add_argument(
+        "--mirror", help="base URL serving the data folder's layout instead of the official sources"
+    )
     df.add_argument("--force", action="store_true", help="download again even when present")
     df.set_defaults(func=_cmd_data_fetch)
 
@@ -189,7 +218,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (DataFormatError, FetchError, ModelError, StoreError, FileNotFoundError, KeyError, ValueError) as err:
+    except (
+        DataFormatError,
+        FetchError,
+        ModelError,
+        StoreError,
+        FileNotFoundError,
+        KeyError,
+        ValueError,
+    ) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"redundancy: error: {msg}", file=sys.stderr)
         return 2

