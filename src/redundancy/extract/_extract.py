@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -146,13 +147,14 @@ def _pad(lm: LoadedModel, segs: list[Segment]) -> tuple[dict[str, np.ndarray], n
 
 
 def _forward(lm: LoadedModel, segs: list[Segment], device: str):
-    """Hidden states of one padded batch: (layers, batch, tokens, hidden), and each row's left pad."""
+    """Hidden states of one padded batch: a tuple of (batch, tokens, hidden), one per layer, and each
+    row's left padding."""
     import torch
 
     batch, left = _pad(lm, segs)
     kwargs = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
     out = lm.model(**kwargs, output_hidden_states=True, return_dict=True, **_no_cache_kwargs(lm.model))
-    return torch.stack(out.hidden_states), left  # (layers, batch, tokens, hidden)
+    return out.hidden_states, left
 
 
 def _no_cache_kwargs(model) -> dict:
@@ -166,24 +168,34 @@ def _no_cache_kwargs(model) -> dict:
     return {}
 
 
-def pool(hs, segs: list[Segment], left):
-    """Average the listed positions of each row: (rows, layers, hidden), and the rows' items.
+def pool(hidden_states, segs: list[Segment], left) -> tuple[np.ndarray, np.ndarray]:
+    """Pool each row's positions: float32 (rows, layers, hidden) in numpy, and the rows' items.
 
-    One gather and one ``index_add_`` per batch, whatever the mix of first/last/mean pooling.
+    Speed: only the pooled positions are gathered from each layer (the full (layers, batch,
+    tokens, hidden) stack is never built); one position per row (first/last/cls) is a plain
+    gather, several (mean) one ``index_add_``; the result comes out row-major, ready to write.
     """
     import torch
 
     counts = np.concatenate([np.diff(s.ptr) for s in segs])
     b_idx = np.concatenate([np.full(len(s.positions), b) for b, s in enumerate(segs)])
     t_idx = np.concatenate([s.positions + left[b] for b, s in enumerate(segs)])
-    row_idx = np.repeat(np.arange(len(counts)), counts)
     items = np.concatenate([s.items for s in segs])
-    dev = hs.device
-    gathered = hs[:, torch.from_numpy(b_idx).to(dev), torch.from_numpy(t_idx).to(dev)]  # (L, m, H)
-    summed = torch.zeros(hs.shape[0], len(items), hs.shape[3], dtype=hs.dtype, device=dev)
-    summed.index_add_(1, torch.from_numpy(row_idx).to(dev), gathered)
-    div = torch.from_numpy(counts).to(dev, hs.dtype)
-    return (summed / div[None, :, None]).permute(1, 0, 2), items
+    first = hidden_states[0]
+    width, hidden = first.shape[1], first.shape[2]
+    flat = torch.from_numpy(b_idx * width + t_idx).to(first.device)
+    gathered = torch.stack([h.reshape(-1, hidden).index_select(0, flat) for h in hidden_states], dim=1)
+    if len(counts) != len(t_idx):
+        dev = first.device
+        rows = torch.from_numpy(np.repeat(np.arange(len(counts)), counts)).to(dev)
+        summed = torch.zeros(len(counts), *gathered.shape[1:], dtype=gathered.dtype, device=dev)
+        summed.index_add_(0, rows, gathered)
+        gathered = summed / torch.from_numpy(counts).to(dev, gathered.dtype)[:, None, None]
+    return gathered.float().cpu().numpy(), items
+
+
+def _commit(writer: StoreWriter, cid: int, items: list[np.ndarray], rows: list[np.ndarray]) -> None:
+    writer.write_chunk(cid, np.concatenate(items), np.concatenate(rows))
 
 
 def _labels(data: TaskData) -> tuple[np.ndarray, list[str], str]:
@@ -315,7 +327,10 @@ def extract(
                 logger.info("resuming %s: %d of %d chunks already written", out, len(done), len(chunks))
                 if progress is not None:
                     progress.update(sum(segments[i].n_rows for c in done for b in chunks[c] for i in b))
-            with torch.inference_mode():
+            # One background thread commits chunk k (checks, pwrite, fsync) while the model computes
+            # chunk k + 1; at most one chunk waits, so memory stays bounded.
+            with torch.inference_mode(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as pool_:
+                pending = None
                 for cid, chunk in enumerate(chunks):
                     if cid in done:
                         continue
@@ -324,13 +339,17 @@ def extract(
                         segs = [segments[i] for i in b]
                         hs, left = _forward(lm, segs, config.device)
                         pooled, it = pool(hs, segs, left)
-                        rows.append(pooled.float().cpu().numpy())
+                        rows.append(pooled)
                         items.append(it)
                         n_computed += len(it)
                         if progress is not None:
                             progress.update(len(it))
-                    writer.write_chunk(cid, np.concatenate(items), np.concatenate(rows))
+                    if pending is not None:
+                        pending.result()
+                    pending = pool_.submit(_commit, writer, cid, items, rows)
                     computed += 1
+                if pending is not None:
+                    pending.result()
             writer.finalize()
     secs = time.perf_counter() - t0
     return ExtractResult(
