@@ -329,7 +329,7 @@ def extract(
                     progress.update(sum(segments[i].n_rows for c in done for b in chunks[c] for i in b))
             # One background thread commits chunk k (checks, pwrite, fsync) while the model computes
             # chunk k + 1; at most one chunk waits, so memory stays bounded.
-            with torch.inference_mode(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as pool_:
+            with torch.inference_mode(), ThreadPoolExecutor(1, thread_name_prefix="store") as committer:
                 pending = None
                 for cid, chunk in enumerate(chunks):
                     if cid in done:
@@ -346,7 +346,7 @@ def extract(
                             progress.update(len(it))
                     if pending is not None:
                         pending.result()
-                    pending = pool_.submit(_commit, writer, cid, items, rows)
+                    pending = committer.submit(_commit, writer, cid, items, rows)
                     computed += 1
                 if pending is not None:
                     pending.result()

@@ -237,8 +237,17 @@ class StoreManifest:
     sha256: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("model", "weights_sha256", "model_source", "tokenizer", "task", "split", "aggregation",
-                     "plan_hash", "created"):
+        for name in (
+            "model",
+            "weights_sha256",
+            "model_source",
+            "tokenizer",
+            "task",
+            "split",
+            "aggregation",
+            "plan_hash",
+            "created",
+        ):
             _check_str(name, getattr(self, name))
         try:
             dtype = np.dtype(self.dtype).name
@@ -253,8 +262,15 @@ class StoreManifest:
             raise ValueError(
                 f"StoreManifest.label_type must be one of {LABEL_TYPES}, got {self.label_type!r}"
             )
-        for name, minimum in (("n_items", 0), ("n_layers", 1), ("hidden", 1), ("n_sentences", 0),
-                              ("n_chunks", 0), ("seed", 0), ("format_version", 1)):
+        for name, minimum in (
+            ("n_items", 0),
+            ("n_layers", 1),
+            ("hidden", 1),
+            ("n_sentences", 0),
+            ("n_chunks", 0),
+            ("seed", 0),
+            ("format_version", 1),
+        ):
             if name == "seed" and self.seed is None:
                 continue
             _check_int(name, getattr(self, name), minimum)
@@ -316,7 +332,8 @@ class StoreManifest:
         if unknown:
             raise ValueError(f"manifest has unknown keys {unknown}")
         missing = sorted(
-            n for n, f in fields.items()
+            n
+            for n, f in fields.items()
             if n not in d and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         )
         if missing:
@@ -337,6 +354,6 @@ def _short(value: Any, width: int = 40) -> str:
 
 def describe_differences(old: StoreManifest, new: StoreManifest, names: list[str]) -> str:
     """``"n_items 10 (store) vs 12 (this run); ..."`` for the named fields."""
-    return "; ".join(f"{n} {_short(getattr(old, n))} (store) vs {_short(getattr(new, n))} (this run)"
-                     for n in names)
-
+    return "; ".join(
+        f"{n} {_short(getattr(old, n))} (store) vs {_short(getattr(new, n))} (this run)" for n in names
+    )

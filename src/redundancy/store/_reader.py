@@ -307,7 +307,7 @@ class ActivationStore:
         out = np.empty((n_rows, n_cols), dtype=np.dtype(dtype))
         start = 0
         for X, _ in self.iter_batches(layers=layers, neurons=neurons, items=idx, dtype=dtype):
-            out[start:start + X.shape[0]] = X
+            out[start : start + X.shape[0]] = X
             start += X.shape[0]
         return out
 
@@ -333,8 +333,12 @@ class ActivationStore:
             known = self._labels[~np.isnan(self._labels)].astype(np.float64)
             labels["n_unlabeled"] = int(self._labels.size - known.size)
             if known.size:
-                labels.update(min=float(known.min()), max=float(known.max()), mean=float(known.mean()),
-                              std=float(known.std()))
+                labels.update(
+                    min=float(known.min()),
+                    max=float(known.max()),
+                    mean=float(known.mean()),
+                    std=float(known.std()),
+                )
         return {
             "path": str(self.path),
             "shape": list(m.shape),
@@ -372,5 +376,7 @@ class ActivationStore:
 
     def __repr__(self) -> str:
         m = self._manifest
-        return (f"ActivationStore({str(self.path)!r}, {m.model}/{m.task}/{m.split}/{m.aggregation}, "
-                f"shape={m.shape}, dtype={m.dtype})")
+        return (
+            f"ActivationStore({str(self.path)!r}, {m.model}/{m.task}/{m.split}/{m.aggregation}, "
+            f"shape={m.shape}, dtype={m.dtype})"
+        )

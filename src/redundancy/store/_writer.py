@@ -198,8 +198,9 @@ class StoreWriter:
         manifest = dataclasses.replace(manifest, complete=False, sha256={})
         metadata = _prepare_metadata(manifest, labels, sentence_ids, positions)
         if path.exists() and not path.is_dir():
-            raise StoreError(f"activation store {path}: exists and is not a folder; choose another path",
-                             path=path)
+            raise StoreError(
+                f"activation store {path}: exists and is not a folder; choose another path", path=path
+            )
         path.mkdir(parents=True, exist_ok=True)
         lock = StoreLock(path / LOCK)
         if not lock.acquire():
@@ -216,7 +217,11 @@ class StoreWriter:
 
     @classmethod
     def _open(
-        cls, path: Path, manifest: StoreManifest, metadata: dict[str, np.ndarray], overwrite: bool,
+        cls,
+        path: Path,
+        manifest: StoreManifest,
+        metadata: dict[str, np.ndarray],
+        overwrite: bool,
         lock: StoreLock,
     ) -> StoreWriter:
         if not (path / MANIFEST).exists():
@@ -247,15 +252,29 @@ class StoreWriter:
         if existing.complete:
             lock.release()
             logger.info("%s: store is already complete; nothing to do", path)
-            return cls(path, existing, metadata, done_chunks=frozenset(range(existing.n_chunks)),
-                       n_items_written=existing.n_items, activations=None, lock=None)
+            return cls(
+                path,
+                existing,
+                metadata,
+                done_chunks=frozenset(range(existing.n_chunks)),
+                n_items_written=existing.n_items,
+                activations=None,
+                lock=None,
+            )
 
         done, n_written = _read_progress(path, existing)
         mm = RowFile(path / ACTIVATIONS)
-        logger.info("%s: resuming: %d of %d chunks already committed (%d of %d items)",
-                    path, len(done), existing.n_chunks, n_written, existing.n_items)
-        return cls(path, existing, metadata, done_chunks=done, n_items_written=n_written,
-                   activations=mm, lock=lock)
+        logger.info(
+            "%s: resuming: %d of %d chunks already committed (%d of %d items)",
+            path,
+            len(done),
+            existing.n_chunks,
+            n_written,
+            existing.n_items,
+        )
+        return cls(
+            path, existing, metadata, done_chunks=done, n_items_written=n_written, activations=mm, lock=lock
+        )
 
     @staticmethod
     def _inspect(
@@ -268,11 +287,16 @@ class StoreWriter:
             return None, f"its {MANIFEST} cannot be read ({exc})"
         hard, soft = existing.plan_differences(manifest)
         if hard:
-            return existing, ("it was made with a different plan: "
-                              + describe_differences(existing, manifest, hard))
+            return existing, (
+                "it was made with a different plan: " + describe_differences(existing, manifest, hard)
+            )
         if soft:
-            logger.warning("%s: resuming although %s differ: %s", path, "/".join(soft),
-                           describe_differences(existing, manifest, soft))
+            logger.warning(
+                "%s: resuming although %s differ: %s",
+                path,
+                "/".join(soft),
+                describe_differences(existing, manifest, soft),
+            )
         problems = check_files(path, existing)
         if problems:
             return existing, "it is damaged: " + "; ".join(problems)
@@ -306,11 +330,20 @@ class StoreWriter:
         _preallocate(target, path)
         _write_progress(path, manifest, [], 0)
         write_json_atomic(path / MANIFEST, manifest.to_dict())  # last: its presence marks a finished creation
-        logger.info("%s: created store for %s / %s / %s (%s, shape %s, %d chunks)", path, manifest.model,
-                    manifest.task, manifest.split, manifest.dtype, manifest.shape, manifest.n_chunks)
+        logger.info(
+            "%s: created store for %s / %s / %s (%s, shape %s, %d chunks)",
+            path,
+            manifest.model,
+            manifest.task,
+            manifest.split,
+            manifest.dtype,
+            manifest.shape,
+            manifest.n_chunks,
+        )
         mm = RowFile(target)
-        return cls(path, manifest, metadata, done_chunks=frozenset(), n_items_written=0, activations=mm,
-                   lock=lock)
+        return cls(
+            path, manifest, metadata, done_chunks=frozenset(), n_items_written=0, activations=mm, lock=lock
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -351,8 +384,9 @@ class StoreWriter:
 
     def _check_writable(self) -> None:
         if self.complete:
-            raise StoreError(f"activation store {self.path}: is complete; nothing may be written to it",
-                             path=self.path)
+            raise StoreError(
+                f"activation store {self.path}: is complete; nothing may be written to it", path=self.path
+            )
         if self._closed or self._mm is None:
             raise StoreError(
                 f"activation store {self.path}: this writer is closed; call create_or_resume again",
@@ -423,8 +457,9 @@ class StoreWriter:
         _write_progress(self.path, m, done, n_written)
         self._done = frozenset(done)
         self._n_written = n_written
-        logger.debug("%s: committed chunk %d (%d items; %d of %d chunks)", self.path, cid, k, len(done),
-                     m.n_chunks)
+        logger.debug(
+            "%s: committed chunk %d (%d items; %d of %d chunks)", self.path, cid, k, len(done), m.n_chunks
+        )
 
     def _non_finite_message(self, cid: int, idx: np.ndarray, vals: np.ndarray, cast: np.ndarray) -> str:
         bad_rows = ~np.isfinite(cast.reshape(len(idx), -1)).all(axis=1)
@@ -539,13 +574,16 @@ def _preallocate(target: Path, store: Path) -> None:
 
 
 def _write_progress(path: Path, manifest: StoreManifest, chunks: list[int], n_items_written: int) -> None:
-    write_json_atomic(path / PROGRESS, {
-        "format_version": FORMAT_VERSION,
-        "plan_hash": manifest.plan_hash,
-        "n_chunks": manifest.n_chunks,
-        "chunks": chunks,
-        "n_items_written": n_items_written,
-    })
+    write_json_atomic(
+        path / PROGRESS,
+        {
+            "format_version": FORMAT_VERSION,
+            "plan_hash": manifest.plan_hash,
+            "n_chunks": manifest.n_chunks,
+            "chunks": chunks,
+            "n_items_written": n_items_written,
+        },
+    )
 
 
 def _read_progress(path: Path, manifest: StoreManifest) -> tuple[frozenset[int], int]:
