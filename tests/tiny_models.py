@@ -16,7 +16,7 @@ CORPUS = [
     "Tokenization of extraordinarily long words happens rarely .",
     "is this a question ? yes , it is .",
 ]
-KINDS = ("bert", "mpnet", "gpt2", "xlnet")
+KINDS = ("bert", "mpnet", "roberta", "gpt2", "xlnet")
 
 
 def _wordpiece_vocab(specials: list[str]) -> dict[str, int]:
@@ -57,6 +57,9 @@ def build(
         MPNetConfig,
         MPNetModel,
         MPNetTokenizer,
+        RobertaConfig,
+        RobertaModel,
+        RobertaTokenizer,
         XLNetConfig,
         XLNetModel,
         XLNetTokenizer,
@@ -103,6 +106,21 @@ def build(
             eos_token_id=tok.eos_token_id,
         )
         model = GPT2Model(cfg)
+    elif kind == "roberta":
+        bpe = ByteLevelBPETokenizer()
+        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        bpe.train_from_iterator(CORPUS * 20, vocab_size=300, min_frequency=1, special_tokens=specials)
+        bpe.save_model(str(path))
+        tok = RobertaTokenizer(vocab=str(path / "vocab.json"), merges=str(path / "merges.txt"))
+        cfg = RobertaConfig(
+            vocab_size=len(tok),
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            max_position_embeddings=max_positions + 2,  # positions start after the padding index
+            pad_token_id=tok.pad_token_id,
+            **common,
+        )
+        model = RobertaModel(cfg)
     elif kind == "xlnet":
         uni = SentencePieceUnigramTokenizer()
         uni.train_from_iterator(

@@ -17,7 +17,7 @@ from toy import WORDS, sentence_task, token_task
 from redundancy.extract import ExtractConfig, ModelError, extract, load_model
 from redundancy.store import ActivationStore, StoreError
 
-KINDS = ("bert", "mpnet", "gpt2", "xlnet")
+KINDS = ("bert", "mpnet", "roberta", "gpt2", "xlnet")
 
 
 def _direct_hidden(lm, enc) -> np.ndarray:
@@ -239,3 +239,12 @@ def test_threads_and_float16(tiny, tmp_path):
     store = ActivationStore.open(tmp_path / "s")
     assert store.activations.dtype == np.float16 and store.manifest.dtype == "float16"
     assert os.path.getsize(tmp_path / "s" / "activations.npy") < 2 * 34 * 3 * 32 + 1024
+
+
+@pytest.mark.parametrize("kind", ["roberta", "gpt2"])
+def test_byte_level_tokenizers_see_words_as_in_running_text(tiny, kind):
+    tok = load_model(str(tiny(kind))).tokenizer
+    assert tok.add_prefix_space
+    first = tok(["cats", "sat"], is_split_into_words=True, add_special_tokens=False).input_ids
+    later = tok(["The", "cats", "sat"], is_split_into_words=True, add_special_tokens=False).input_ids
+    assert later[-len(first) :] == first  # "cats" gets the same pieces first or after another word

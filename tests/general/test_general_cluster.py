@@ -66,8 +66,9 @@ def test_in_place_linkage_equals_fastcluster_public_call():
 
 def test_condensed_distance_is_one_minus_abs_r():
     corr = np.corrcoef(structured(1).T)
-    np.testing.assert_allclose(correlation_distance(corr), squareform(1 - np.abs(corr), checks=False),
-                               atol=1e-15)
+    np.testing.assert_allclose(
+        correlation_distance(corr), squareform(1 - np.abs(corr), checks=False), atol=1e-15
+    )
     with pytest.raises(ValueError, match="symmetric"):
         bad = corr.copy()
         bad[0, 1] += 0.1
@@ -84,13 +85,15 @@ def test_planted_duplicates_land_in_one_cluster():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 12))
     copies = {12: 0, 13: 0, 14: 5, 15: 7}
-    x = np.column_stack([
-        x,
-        3.0 * x[:, 0] + 1.0,  # exact affine copy
-        -x[:, 0] + 0.05 * rng.normal(size=300),  # noisy negated copy
-        x[:, 5] + 0.1 * rng.normal(size=300),
-        x[:, 7],  # exact duplicate
-    ])
+    x = np.column_stack(
+        [
+            x,
+            3.0 * x[:, 0] + 1.0,  # exact affine copy
+            -x[:, 0] + 0.05 * rng.normal(size=300),  # noisy negated copy
+            x[:, 5] + 0.1 * rng.normal(size=300),
+            x[:, 7],  # exact duplicate
+        ]
+    )
     corr = NeuronStats(1, 16).update(x).compute().correlation
     cc = CorrelationClusterer(threshold=0.3).fit(corr)
     for dup, orig in copies.items():
@@ -155,8 +158,9 @@ def test_random_representatives_are_seeded():
     corr = np.corrcoef(structured(5, n_neurons=40, groups=3).T)
     a = CorrelationClusterer(0.8, random_state=1).fit(corr).representatives_
     b = CorrelationClusterer(0.8, random_state=1).fit(corr).representatives_
-    others = {tuple(CorrelationClusterer(0.8, random_state=s).fit(corr).representatives_)
-              for s in range(2, 8)}
+    others = {
+        tuple(CorrelationClusterer(0.8, random_state=s).fit(corr).representatives_) for s in range(2, 8)
+    }
     assert a.tolist() == b.tolist()
     assert len(others | {tuple(a)}) > 1
 
@@ -193,8 +197,12 @@ def test_threshold_extremes_and_default_grid():
 
 @pytest.mark.parametrize(
     "params, match",
-    [({"threshold": -0.1}, "threshold"), ({"threshold": "0.3"}, "threshold"),
-     ({"representative": "first"}, "representative"), ({"random_state": "x"}, "random_state")],
+    [
+        ({"threshold": -0.1}, "threshold"),
+        ({"threshold": "0.3"}, "threshold"),
+        ({"representative": "first"}, "representative"),
+        ({"random_state": "x"}, "random_state"),
+    ],
 )
 def test_invalid_parameters_are_refused_at_fit(params, match):
     cc = CorrelationClusterer(**params)  # __init__ only stores

@@ -33,10 +33,22 @@ def write_store(path, n_items: int = 90, seed: int = 0, dtype: str = "float32"):
     sentence_ids = np.repeat(np.arange(n_items // 3), 3).astype(np.int32)
     positions = np.tile(np.arange(3), n_items // 3).astype(np.int32)
     manifest = StoreManifest(
-        model="org/tiny", weights_sha256="w" * 64, tokenizer="org/tiny", task="pos", split="train",
-        level="token", aggregation="last", dtype=dtype, n_items=n_items, n_layers=LAYERS, hidden=HIDDEN,
-        n_sentences=n_items // 3, label_type="class", label_names=("A", "B"),
-        plan_hash=plan_hash({"seed": seed, "n": n_items}), n_chunks=2,
+        model="org/tiny",
+        weights_sha256="w" * 64,
+        tokenizer="org/tiny",
+        task="pos",
+        split="train",
+        level="token",
+        aggregation="last",
+        dtype=dtype,
+        n_items=n_items,
+        n_layers=LAYERS,
+        hidden=HIDDEN,
+        n_sentences=n_items // 3,
+        label_type="class",
+        label_names=("A", "B"),
+        plan_hash=plan_hash({"seed": seed, "n": n_items}),
+        n_chunks=2,
     )
     labels = rng.integers(0, 2, size=n_items).astype(np.int32)
     with StoreWriter.create_or_resume(path, manifest, labels, sentence_ids, positions) as writer:
@@ -81,7 +93,7 @@ def test_run_general_writes_result_and_figures(store_path, tmp_path):
     acts = store.read(dtype=np.float64)
     for a in range(LAYERS):
         for b in range(LAYERS):
-            xa, xb = acts[:, a * HIDDEN:(a + 1) * HIDDEN], acts[:, b * HIDDEN:(b + 1) * HIDDEN]
+            xa, xb = acts[:, a * HIDDEN : (a + 1) * HIDDEN], acts[:, b * HIDDEN : (b + 1) * HIDDEN]
             assert res.cka.linear[a][b] == pytest.approx(linear_cka(xa, xb), abs=1e-10)
             assert res.cka.debiased[a][b] == pytest.approx(linear_cka(xa, xb, debiased=True), abs=1e-10)
     # The saved tree gives the sweep's clusters again; the copy shares its original's cluster.
@@ -92,8 +104,15 @@ def test_run_general_writes_result_and_figures(store_path, tmp_path):
 
 
 def test_options_thresholds_central_and_correlation(store_path, tmp_path):
-    res = run_general(store_path, tmp_path, thresholds=[0.5, 0.1], report_threshold=0.2,
-                      representative="central", save_correlation=True, figures=False)
+    res = run_general(
+        store_path,
+        tmp_path,
+        thresholds=[0.5, 0.1],
+        report_threshold=0.2,
+        representative="central",
+        save_correlation=True,
+        figures=False,
+    )
     assert res.thresholds == (0.1, 0.2, 0.5)  # the report threshold is added
     assert res.representative == "central" and "cka.png" not in res.files
     corr = np.load(tmp_path / "correlation.npy")
@@ -151,8 +170,20 @@ def parser():
 
 
 def test_cli_general(store_path, tmp_path, capsys):
-    args = parser().parse_args(["general", "--store", str(store_path), "--out", str(tmp_path),
-                                "--thresholds", "0.2,0.3,0.6", "--seed", "1", "--no-progress"])
+    args = parser().parse_args(
+        [
+            "general",
+            "--store",
+            str(store_path),
+            "--out",
+            str(tmp_path),
+            "--thresholds",
+            "0.2,0.3,0.6",
+            "--seed",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert args.func(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["report_threshold"] == 0.3 and summary["n_neurons"] == 18
@@ -165,8 +196,13 @@ def test_cli_help_and_bad_arguments(capsys):
     with pytest.raises(SystemExit) as exc:
         p.parse_args(["general", "--help"])
     assert exc.value.code == 0 and "--thresholds" in capsys.readouterr().out
-    for argv in (["--thresholds", "0.1,x"], ["--step", "0"], ["--thresholds", "0.1", "--step", "0.1"],
-                 ["--representative", "first"], ["--batch-size", "0"]):
+    for argv in (
+        ["--thresholds", "0.1,x"],
+        ["--step", "0"],
+        ["--thresholds", "0.1", "--step", "0.1"],
+        ["--representative", "first"],
+        ["--batch-size", "0"],
+    ):
         with pytest.raises(SystemExit) as exc:
             p.parse_args(["general", "--store", "s", "--out", "o", *argv])
         assert exc.value.code == 2
@@ -177,7 +213,22 @@ def test_main_dispatches_general_when_registered(store_path, tmp_path, capsys):
 
     if "general" not in build_parser().format_usage():
         pytest.skip("the lead has not registered `general` in cli/_main.py yet")
-    assert main(["-q", "general", "--store", str(store_path), "--out", str(tmp_path), "--thresholds",
-                 "0.3", "--no-progress", "--no-figures"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "general",
+                "--store",
+                str(store_path),
+                "--out",
+                str(tmp_path),
+                "--thresholds",
+                "0.3",
+                "--no-progress",
+                "--no-figures",
+            ]
+        )
+        == 0
+    )
     assert main(["-q", "general", "--store", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
     assert "no such folder" in capsys.readouterr().err

@@ -36,8 +36,11 @@ def unbiased_hsic(k: np.ndarray, l_: np.ndarray) -> float:
     np.fill_diagonal(kt, 0.0)
     np.fill_diagonal(lt, 0.0)
     one = np.ones(n)
-    return (np.trace(kt @ lt) + (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2))
-            - 2.0 / (n - 2) * (one @ kt @ lt @ one)) / (n * (n - 3))
+    return (
+        np.trace(kt @ lt)
+        + (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2))
+        - 2.0 / (n - 2) * (one @ kt @ lt @ one)
+    ) / (n * (n - 3))
 
 
 def gram_debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -62,7 +65,7 @@ def one_pass(x: np.ndarray, layers: int, hidden: int, splits=(), **kw) -> Neuron
 
 
 def layer(x: np.ndarray, a: int, hidden: int) -> np.ndarray:
-    return x[:, a * hidden:(a + 1) * hidden]
+    return x[:, a * hidden : (a + 1) * hidden]
 
 
 # ------------------------------------------------------------------ correlations and chunking
@@ -86,8 +89,10 @@ def test_uneven_chunks_equal_one_batch(seed, n, data):
     x = make_data(seed, n, layers, hidden, offset=100.0).astype(np.float32)
     cuts = sorted(data.draw(st.lists(st.integers(1, n - 1), max_size=5, unique=True)))
     whole = one_pass(x, layers, hidden).compute()
-    for stats in (one_pass(x, layers, hidden, cuts),
-                  one_pass(x, layers, hidden, cuts, chunk_bytes=8 * layers * hidden * 3)):  # 3-row chunks
+    for stats in (
+        one_pass(x, layers, hidden, cuts),
+        one_pass(x, layers, hidden, cuts, chunk_bytes=8 * layers * hidden * 3),
+    ):  # 3-row chunks
         parts = stats.compute()
         np.testing.assert_allclose(parts.correlation, whole.correlation, atol=1e-10, rtol=0)
         np.testing.assert_allclose(parts.cka_linear, whole.cka_linear, atol=1e-10, rtol=0)
@@ -185,8 +190,9 @@ def test_zero_variance_neurons_are_flagged_never_nan(caplog):
         assert corr[i, i] == 1.0
         assert np.all(np.delete(corr[i], i) == 0.0) and np.all(np.delete(corr[:, i], i) == 0.0)
     keep = [0, 2, 3, 4, 5, 7]
-    np.testing.assert_allclose(corr[np.ix_(keep, keep)], np.corrcoef(x[:, keep].T.astype(np.float32)),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        corr[np.ix_(keep, keep)], np.corrcoef(x[:, keep].T.astype(np.float32)), atol=1e-6
+    )
 
 
 def test_constant_layer_gives_undefined_cka_not_an_error():

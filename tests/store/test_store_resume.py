@@ -24,8 +24,14 @@ def _run_child(script: str, tmp_path: Path, f, **popen) -> subprocess.Popen:
     data = tmp_path / "child-data"
     data.mkdir(exist_ok=True)
     (data / "manifest.json").write_text(json.dumps(f.manifest.to_dict()))
-    np.savez(data / "arrays.npz", values=f.values, labels=f.labels, sentence_ids=f.sentence_ids,
-             positions=f.positions, **{f"chunk{i}": c for i, c in enumerate(f.chunks)})
+    np.savez(
+        data / "arrays.npz",
+        values=f.values,
+        labels=f.labels,
+        sentence_ids=f.sentence_ids,
+        positions=f.positions,
+        **{f"chunk{i}": c for i, c in enumerate(f.chunks)},
+    )
     prelude = textwrap.dedent(f"""
         import json, os, sys
         import numpy as np
@@ -67,12 +73,16 @@ def test_crash_inside_a_chunk_redoes_that_chunk(tmp_path, fake, digests):
     """A process dies after writing a chunk's rows but before its commit record: the chunk is redone."""
     f = fake(dtype="float32", n_chunks=4)
     reference = f.build(tmp_path / "reference")
-    child = _run_child("""
+    child = _run_child(
+        """
         writer.write_chunk(2, chunks[2], values[chunks[2]])
         import redundancy.store._writer as w
         w._write_progress = lambda *args, **kwargs: os._exit(3)   # die just before the commit
         writer.write_chunk(1, chunks[1], values[chunks[1]] + 100.0)  # rows hit the disk, never committed
-    """, tmp_path, f)
+    """,
+        tmp_path,
+        f,
+    )
     assert child.wait(timeout=60) == 3
 
     with pytest.raises(StoreError, match=r"incomplete \(1 of 4 chunks"):
@@ -86,10 +96,17 @@ def test_crash_inside_a_chunk_redoes_that_chunk(tmp_path, fake, digests):
 
 def test_second_process_is_locked_out(tmp_path, fake):
     f = fake()
-    child = _run_child("""
+    child = _run_child(
+        """
         print("ready", flush=True)
         sys.stdin.readline()
-    """, tmp_path, f, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    """,
+        tmp_path,
+        f,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout.readline().strip() == "ready"
         with pytest.raises(StoreError, match="another process is writing"):

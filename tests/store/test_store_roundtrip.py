@@ -20,7 +20,11 @@ def test_round_trip(tmp_path, fake, dtype):
         f.write(writer, [2, 0, 3, 1])  # scattered order, scattered rows
         manifest = writer.finalize()
     assert manifest.complete and set(manifest.sha256) == {
-        "activations.npy", "labels.npy", "sentence_ids.npy", "positions.npy"}
+        "activations.npy",
+        "labels.npy",
+        "sentence_ids.npy",
+        "positions.npy",
+    }
     assert not (tmp_path / "s" / "progress.json").exists()
 
     store = ActivationStore.open(tmp_path / "s", verify="full")
@@ -173,7 +177,11 @@ def test_summary_is_json(tmp_path, fake):
     assert info["shape"] == list(f.values.shape) and info["dtype"] == "float16"
     assert info["size_bytes"] >= f.values.size * 2
     assert (info["model"], info["task"], info["split"], info["aggregation"]) == (
-        "org/tiny-model", "pos", "train", "last")
+        "org/tiny-model",
+        "pos",
+        "train",
+        "last",
+    )
     assert info["complete"] is True and info["versions"] == {"numpy": np.__version__}
     counts = dict(info["labels"]["top"])
     assert sum(counts.values()) + info["labels"]["n_unlabeled"] == f.values.shape[0]
@@ -186,7 +194,9 @@ def test_empty_store(tmp_path, fake):
     empty = type(f)(
         manifest=type(m)(**{**m.to_dict(), "n_items": 0, "n_sentences": 0, "n_chunks": 1}),
         values=np.zeros((0, m.n_layers, m.hidden)),
-        labels=np.zeros(0, np.int32), sentence_ids=np.zeros(0, np.int32), positions=np.zeros(0, np.int32),
+        labels=np.zeros(0, np.int32),
+        sentence_ids=np.zeros(0, np.int32),
+        positions=np.zeros(0, np.int32),
         chunks=[np.zeros(0, np.int64)],
     )
     store = ActivationStore.open(empty.build(tmp_path / "s"), verify="full")

@@ -65,7 +65,7 @@ def test_bad_chunk_arguments(tmp_path, fake):
 )
 def test_bad_metadata_arrays(tmp_path, fake, change, message):
     f = fake()
-    (name, make), = change.items()
+    ((name, make),) = change.items()
     setattr(f, name, make(f))
     with pytest.raises(ValueError, match=message):
         f.open_writer(tmp_path / "s")
