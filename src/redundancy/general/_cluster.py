@@ -75,8 +75,8 @@ def correlation_distance(corr: Any) -> np.ndarray:
         if np.max(np.abs(upper - lower), initial=0.0) > 1e-6:
             raise ValueError("corr must be symmetric")
         for i in range(stop - start):
-            row = upper[i, i + 1:]
-            out[pos:pos + row.size] = row
+            row = upper[i, i + 1 :]
+            out[pos : pos + row.size] = row
             pos += row.size
     np.abs(out, out=out)
     np.subtract(1.0, out, out=out)
@@ -109,8 +109,14 @@ def _average_linkage(dist: np.ndarray) -> np.ndarray:
     n = int(round((1 + np.sqrt(1 + 8 * dist.size)) / 2))
     wrap = getattr(fastcluster, "linkage_wrap", None)
     codes = getattr(fastcluster, "mthidx", None)
-    if (wrap is None or not isinstance(codes, dict) or "average" not in codes
-            or dist.dtype != np.float64 or not dist.flags.c_contiguous or n * (n - 1) // 2 != dist.size):
+    if (
+        wrap is None
+        or not isinstance(codes, dict)
+        or "average" not in codes
+        or dist.dtype != np.float64
+        or not dist.flags.c_contiguous
+        or n * (n - 1) // 2 != dist.size
+    ):
         return fastcluster.linkage(dist, method="average", preserve_input=False)
     z = np.empty((n - 1, 4))
     wrap(n, dist, z, codes["average"])
@@ -175,18 +181,19 @@ def pick_representatives(
     order, starts = _members(labels, k)
     reps = order[starts[:-1]].astype(np.int64)  # singletons and pairs: the lowest member
     for cluster in np.flatnonzero(np.diff(starts) > 2):
-        idx = order[starts[cluster]:starts[cluster + 1]]
+        idx = order[starts[cluster] : starts[cluster + 1]]
         sums = np.empty(idx.size)
         rows = max(1, (4 * 2**20) // idx.size)
         for lo in range(0, idx.size, rows):
-            part = idx[lo:lo + rows]
-            sums[lo:lo + part.size] = np.abs(c[np.ix_(part, idx)]).sum(axis=1)
+            part = idx[lo : lo + rows]
+            sums[lo : lo + part.size] = np.abs(c[np.ix_(part, idx)]).sum(axis=1)
         reps[cluster] = idx[int(np.argmax(sums))]
     return reps
 
 
-def _sweep_point(threshold: float, labels: np.ndarray, reps: np.ndarray, layer_of: np.ndarray,
-                 n_layers: int) -> SweepPoint:
+def _sweep_point(
+    threshold: float, labels: np.ndarray, reps: np.ndarray, layer_of: np.ndarray, n_layers: int
+) -> SweepPoint:
     n = labels.size
     k = reps.size
     lo = np.full(k, n_layers, dtype=np.int64)
@@ -272,8 +279,11 @@ class CorrelationClusterer:
         self.random_state = random_state
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"threshold": self.threshold, "representative": self.representative,
-                "random_state": self.random_state}
+        return {
+            "threshold": self.threshold,
+            "representative": self.representative,
+            "random_state": self.random_state,
+        }
 
     def set_params(self, **params: Any) -> CorrelationClusterer:
         for key, value in params.items():
@@ -289,13 +299,17 @@ class CorrelationClusterer:
         if self.representative not in REPRESENTATIVES:
             raise ValueError(f"representative must be one of {REPRESENTATIVES}, got {self.representative!r}")
         rs = self.random_state
-        if not (rs is None or isinstance(rs, np.random.Generator)
-                or (isinstance(rs, numbers.Integral) and not isinstance(rs, bool))):
+        if not (
+            rs is None
+            or isinstance(rs, np.random.Generator)
+            or (isinstance(rs, numbers.Integral) and not isinstance(rs, bool))
+        ):
             want = self._parameter_constraints["random_state"]
             raise ValueError(f"random_state must be {want}, got {rs!r}")
 
-    def fit(self, corr: Any, y: Any = None, *, layer_of: Any = None,
-            linkage: np.ndarray | None = None) -> CorrelationClusterer:
+    def fit(
+        self, corr: Any, y: Any = None, *, layer_of: Any = None, linkage: np.ndarray | None = None
+    ) -> CorrelationClusterer:
         """Cluster the neurons of the ``(N, N)`` correlation matrix ``corr``.
 
         Parameters
@@ -319,8 +333,9 @@ class CorrelationClusterer:
         self.n_features_in_ = n
         self.labels_ = cut_tree(z, self.threshold, n)
         self.n_clusters_ = int(self.labels_.max()) + 1
-        self.representatives_ = pick_representatives(self.labels_, self.representative, corr=c,
-                                                     random_state=self.random_state)
+        self.representatives_ = pick_representatives(
+            self.labels_, self.representative, corr=c, random_state=self.random_state
+        )
         self.redundant_share_ = 1.0 - self.n_clusters_ / n
         return self
 
@@ -328,12 +343,28 @@ class CorrelationClusterer:
         """Cut the fitted tree at every threshold (``corr`` is needed for ``representative="central"``)."""
         if not hasattr(self, "linkage_"):
             raise ValueError("CorrelationClusterer is not fitted yet; call fit(corr) first")
-        return _sweep_tree(self.linkage_, thresholds, self.n_features_in_, self._layer_of, self._n_layers,
-                           self.representative, corr, self.random_state)
+        return _sweep_tree(
+            self.linkage_,
+            thresholds,
+            self.n_features_in_,
+            self._layer_of,
+            self._n_layers,
+            self.representative,
+            corr,
+            self.random_state,
+        )
 
 
-def _sweep_tree(z: np.ndarray, thresholds: Iterable[float], n: int, layer_of: np.ndarray, n_layers: int,
-                representative: str, corr: Any, random_state: Any) -> tuple[SweepPoint, ...]:
+def _sweep_tree(
+    z: np.ndarray,
+    thresholds: Iterable[float],
+    n: int,
+    layer_of: np.ndarray,
+    n_layers: int,
+    representative: str,
+    corr: Any,
+    random_state: Any,
+) -> tuple[SweepPoint, ...]:
     points = []
     for t in _check_thresholds(thresholds):
         labels = cut_tree(z, t, n)

@@ -50,8 +50,15 @@ def plot_cka(result: GeneralResult, path: Path) -> None:
                 for b in range(n):
                     v = m[a, b]
                     text = "–" if not math.isfinite(v) else f"{v:.2f}"
-                    ax.text(b, a, text, ha="center", va="center", fontsize=7,
-                            color="black" if math.isfinite(v) and v > 0.6 else "white")
+                    ax.text(
+                        b,
+                        a,
+                        text,
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="black" if math.isfinite(v) and v > 0.6 else "white",
+                    )
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.suptitle(_title(result), fontsize=9)
     fig.savefig(path, dpi=120)
@@ -67,8 +74,13 @@ def plot_threshold(result: GeneralResult, path: Path) -> None:
     p = result.at()
     ax.axvline(p.threshold, color="grey", ls=":", lw=1)
     y = 100 * p.redundant_share
-    ax.annotate(f"t = {p.threshold:g}: {y:.1f}%", (p.threshold, y), textcoords="offset points",
-                xytext=(8, -12), fontsize=8)
+    ax.annotate(
+        f"t = {p.threshold:g}: {y:.1f}%",
+        (p.threshold, y),
+        textcoords="offset points",
+        xytext=(8, -12),
+        fontsize=8,
+    )
     ax.set_xlabel("distance threshold t (1 − |r|)")
     ax.set_ylabel("redundant neurons (%)")
     ax.set_ylim(-2, 102)
@@ -95,8 +107,14 @@ def plot_layers(result: GeneralResult, path: Path) -> None:
     for t in _some_thresholds(result, (0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9), 6):
         p = result.at(t)
         bold = math.isclose(t, result.report_threshold, abs_tol=1e-9)
-        ax.plot(layers, 100 * np.array(p.redundant_share_by_layer), marker="o", ms=3,
-                lw=2.2 if bold else 1.0, label=f"t = {t:g}" + (" (report)" if bold else ""))
+        ax.plot(
+            layers,
+            100 * np.array(p.redundant_share_by_layer),
+            marker="o",
+            ms=3,
+            lw=2.2 if bold else 1.0,
+            label=f"t = {t:g}" + (" (report)" if bold else ""),
+        )
     ax.set_xlabel("layer")
     ax.set_ylabel("redundant neurons in layer (%)")
     ax.set_xticks(layers if result.n_layers <= 16 else np.linspace(0, result.n_layers - 1, 9).round())

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from .._serial import check_fields
+
 RESULT_FORMAT_VERSION = 1
 
 
@@ -25,23 +27,6 @@ def _matrix_to_json(m: Any) -> list[list[float | None]]:
 
 def _matrix_from_json(m: Any) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(math.nan if v is None else float(v) for v in row) for row in m)
-
-
-def _strict_kwargs(cls: type, d: Any) -> dict[str, Any]:
-    """Check ``d`` against the dataclass fields: no unknown keys, no missing required ones."""
-    if not isinstance(d, dict):
-        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - set(fields))
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown keys {unknown}")
-    missing = sorted(
-        n for n, f in fields.items()
-        if n not in d and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    )
-    if missing:
-        raise ValueError(f"{cls.__name__}: missing keys {missing}")
-    return dict(d)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,8 +50,10 @@ class CKAResult:
     linear: tuple[tuple[float, ...], ...]
     debiased: tuple[tuple[float, ...], ...]
     n_items: int
-    estimator: str = ("NeuronStats: one float64 pass; linear CKA from covariance blocks, "
-                      "debiased via the unbiased HSIC estimator")
+    estimator: str = (
+        "NeuronStats: one float64 pass; linear CKA from covariance blocks, "
+        "debiased via the unbiased HSIC estimator"
+    )
 
     def __post_init__(self) -> None:
         for name in ("linear", "debiased"):
@@ -88,13 +75,16 @@ class CKAResult:
         return np.array(getattr(self, variant), dtype=float).reshape(self.n_layers, self.n_layers)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"linear": _matrix_to_json(self.as_array("linear")),
-                "debiased": _matrix_to_json(self.as_array("debiased")),
-                "n_items": self.n_items, "estimator": self.estimator}
+        return {
+            "linear": _matrix_to_json(self.as_array("linear")),
+            "debiased": _matrix_to_json(self.as_array("debiased")),
+            "n_items": self.n_items,
+            "estimator": self.estimator,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CKAResult:
-        kw = _strict_kwargs(cls, d)
+        kw = check_fields(cls, d)
         kw["linear"] = _matrix_from_json(kw["linear"])
         kw["debiased"] = _matrix_from_json(kw["debiased"])
         return cls(**kw)
@@ -138,8 +128,11 @@ class SweepPoint:
     def __post_init__(self) -> None:
         object.__setattr__(self, "threshold", float(self.threshold))
         object.__setattr__(self, "redundant_share", float(self.redundant_share))
-        for name, kind in (("redundant_share_by_layer", float), ("span_histogram", int),
-                           ("representatives", int)):
+        for name, kind in (
+            ("redundant_share_by_layer", float),
+            ("span_histogram", int),
+            ("representatives", int),
+        ):
             object.__setattr__(self, name, tuple(kind(v) for v in getattr(self, name)))
         for name in ("n_neurons", "n_clusters", "largest_cluster"):
             object.__setattr__(self, name, int(getattr(self, name)))
@@ -156,7 +149,7 @@ class SweepPoint:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SweepPoint:
-        return cls(**_strict_kwargs(cls, d))
+        return cls(**check_fields(cls, d))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,8 +219,9 @@ class GeneralResult:
         object.__setattr__(self, "files", tuple(self.files))
         object.__setattr__(self, "report_threshold", float(self.report_threshold))
         if self.representative not in ("random", "central"):
-            raise ValueError(f"GeneralResult.representative must be 'random' or 'central', "
-                             f"got {self.representative!r}")
+            raise ValueError(
+                f"GeneralResult.representative must be 'random' or 'central', got {self.representative!r}"
+            )
         if not any(math.isclose(p.threshold, self.report_threshold, abs_tol=1e-9) for p in self.sweep):
             raise ValueError(f"GeneralResult: report_threshold {self.report_threshold} is not in the sweep")
 
@@ -264,8 +258,9 @@ class GeneralResult:
             "n_clusters": p.n_clusters,
             "redundant_share": round(p.redundant_share, 4),
             "redundant_share_by_layer": [round(v, 4) for v in p.redundant_share_by_layer],
-            "redundant_share_by_threshold": {f"{q.threshold:g}": round(q.redundant_share, 4)
-                                             for q in self.sweep},
+            "redundant_share_by_threshold": {
+                f"{q.threshold:g}": round(q.redundant_share, 4) for q in self.sweep
+            },
             "cka_linear": r2(self.cka.as_array("linear")),
             "cka_debiased": r2(self.cka.as_array("debiased")),
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
@@ -284,11 +279,13 @@ class GeneralResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GeneralResult:
-        kw = _strict_kwargs(cls, d)
+        kw = check_fields(cls, d)
         version = kw.get("format_version", RESULT_FORMAT_VERSION)
         if isinstance(version, int) and version > RESULT_FORMAT_VERSION:
-            raise ValueError(f"general result format_version {version} is newer than this code supports "
-                             f"({RESULT_FORMAT_VERSION}); upgrade the redundancy package")
+            raise ValueError(
+                f"general result format_version {version} is newer than this code supports "
+                f"({RESULT_FORMAT_VERSION}); upgrade the redundancy package"
+            )
         kw["cka"] = CKAResult.from_dict(kw["cka"])
         kw["sweep"] = tuple(SweepPoint.from_dict(p) for p in kw["sweep"])
         return cls(**kw)

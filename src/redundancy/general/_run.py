@@ -64,7 +64,7 @@ def accumulate(
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         flat = store.activations.reshape(store.n_items, store.n_neurons)
-        batches = (flat[i:i + batch_size] for i in range(0, store.n_items, batch_size))
+        batches = (flat[i : i + batch_size] for i in range(0, store.n_items, batch_size))
     else:
         batches = (x for x, _ in store.iter_batches(batch_size, items=items))
     for x in batches:
@@ -144,8 +144,14 @@ def run_general(
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    logger.info("general: one pass over %s (%d items, %d layers x %d = %d neurons)",
-                opened.path, opened.n_items, opened.n_layers, opened.hidden, opened.n_neurons)
+    logger.info(
+        "general: one pass over %s (%d items, %d layers x %d = %d neurons)",
+        opened.path,
+        opened.n_items,
+        opened.n_layers,
+        opened.hidden,
+        opened.n_neurons,
+    )
     stats = accumulate(opened, batch_size=batch_size, progress=progress)
     seconds["pass"] = time.perf_counter() - t0
     if stats.n_items < 2:
@@ -160,8 +166,9 @@ def run_general(
     t2 = time.perf_counter()
     layer_of = np.arange(opened.n_neurons) // opened.hidden
     linkage = correlation_linkage(corr)
-    sweep = threshold_sweep(corr, ts, layer_of=layer_of, representative=representative, random_state=seed,
-                            linkage=linkage)
+    sweep = threshold_sweep(
+        corr, ts, layer_of=layer_of, representative=representative, random_state=seed, linkage=linkage
+    )
     seconds["clustering"] = time.perf_counter() - t2
     files = [RESULT_FILE, LINKAGE_FILE]
     _save_npy(out / LINKAGE_FILE, linkage)
@@ -186,8 +193,11 @@ def run_general(
             representative=representative,
             report_threshold=report_threshold,
             zero_variance=computed.zero_variance_indices.tolist(),
-            cka=CKAResult(linear=computed.cka_linear.tolist(), debiased=computed.cka_debiased.tolist(),
-                          n_items=computed.n_items),
+            cka=CKAResult(
+                linear=computed.cka_linear.tolist(),
+                debiased=computed.cka_debiased.tolist(),
+                n_items=computed.n_items,
+            ),
             sweep=sweep,
             estimator={
                 "statistics": "NeuronStats (one streaming float64 pass, shifted sums, BLAS dsyrk)",
@@ -216,8 +226,14 @@ def run_general(
         result = build()
     _write_json_atomic(out / RESULT_FILE, result.to_dict())
     p = result.at()
-    logger.info("general: t = %g: %d clusters of %d neurons, %.1f%% redundant; wrote %s",
-                p.threshold, p.n_clusters, p.n_neurons, 100 * p.redundant_share, out / RESULT_FILE)
+    logger.info(
+        "general: t = %g: %d clusters of %d neurons, %.1f%% redundant; wrote %s",
+        p.threshold,
+        p.n_clusters,
+        p.n_neurons,
+        100 * p.redundant_share,
+        out / RESULT_FILE,
+    )
     return result
 
 

@@ -226,8 +226,9 @@ class NeuronStats:
     True
     """
 
-    def __init__(self, n_layers: int, hidden: int, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-                 var_rtol: float = 1e-12):
+    def __init__(
+        self, n_layers: int, hidden: int, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, var_rtol: float = 1e-12
+    ):
         self.n_layers = n_layers
         self.hidden = hidden
         self.chunk_bytes = chunk_bytes
@@ -363,9 +364,18 @@ class NeuronStats:
         cd = dsymm(1.0, self._cross, dmat, side=0, lower=0)  # (N, L): column a = Σᵢ (d_a·z_{i,a}) zᵢ
         m = dmat.T @ cd  # M[a, b] = Σᵢ (d_a·z_{i,a})(d_b·z_{i,b})
         g = (r * d).reshape(layers, layers, hidden).sum(axis=2)  # G[a, b] = Σᵢ q_{i,a} (d_b·z_{i,b})
-        new_q = (q_outer + 2 * g + 2 * g.T + 4 * m + np.outer(w, delta) + np.outer(delta, w)
-                 + 2 * np.outer(ds, delta) + 2 * np.outer(delta, ds) + n * np.outer(delta, delta))
-        new_r = (r + np.outer(w + 2 * ds + n * delta, d) + 2 * cd.T + np.outer(delta, s))
+        new_q = (
+            q_outer
+            + 2 * g
+            + 2 * g.T
+            + 4 * m
+            + np.outer(w, delta)
+            + np.outer(delta, w)
+            + 2 * np.outer(ds, delta)
+            + 2 * np.outer(delta, ds)
+            + n * np.outer(delta, delta)
+        )
+        new_r = r + np.outer(w + 2 * ds + n * delta, d) + 2 * cd.T + np.outer(delta, s)
         # C += d sᵀ + s dᵀ + n d dᵀ = d (s + n d / 2)ᵀ + (s + n d / 2) dᵀ (upper triangle, dsyr2k).
         half = (s + 0.5 * n * d)[:, None]
         out = dsyr2k(1.0, d[:, None], half, beta=1.0, c=self._cross, trans=0, lower=0, overwrite_c=1)
@@ -446,8 +456,12 @@ class NeuronStats:
         zero = css <= self.var_rtol * raw_sq
         if zero.any():
             idx = np.flatnonzero(zero)
-            logger.warning("%d of %d neurons have zero variance (e.g. %s); their correlations are set to 0",
-                           idx.size, size, idx[:10].tolist())
+            logger.warning(
+                "%d of %d neurons have zero variance (e.g. %s); their correlations are set to 0",
+                idx.size,
+                size,
+                idx[:10].tolist(),
+            )
         inv = np.zeros(size)
         inv[~zero] = 1.0 / np.sqrt(css[~zero])
         corr = np.empty((size, size)) if correlation else None

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .._serial import check_fields
+
 FORMAT_VERSION = 1
 """On-disk format version written by this code; stores with a newer version are refused."""
 
@@ -327,17 +329,7 @@ class StoreManifest:
                 f"manifest format_version {version} is newer than this code supports ({FORMAT_VERSION}); "
                 "upgrade the redundancy package"
             )
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - set(fields))
-        if unknown:
-            raise ValueError(f"manifest has unknown keys {unknown}")
-        missing = sorted(
-            n
-            for n, f in fields.items()
-            if n not in d and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        )
-        if missing:
-            raise ValueError(f"manifest is missing keys {missing}")
+        d = check_fields(cls, d, "manifest")
         return cls(**d)
 
     def plan_differences(self, other: StoreManifest) -> tuple[list[str], list[str]]:
