@@ -20,18 +20,27 @@ $(STAMP): pyproject.toml requirements/constraints.txt Makefile
 	touch $(STAMP)
 
 # Main job on the embedded default (all-MiniLM-L6-v2): every layer on EWT POS dev, the store summary,
-# then general redundancy (layer CKA, correlation clustering sweep).
+# general redundancy (layer CKA, correlation clustering sweep), then the POS probes (oracle, per layer,
+# incremental, minimal neuron set, controls) on the first 150,000 train words.
 run: $(STAMP)
 	$(BIN)/redundancy extract --model all-MiniLM-L6-v2 --task pos --split dev --out $(OUT)/stores/pos-dev
 	$(BIN)/redundancy store info $(OUT)/stores/pos-dev
 	$(BIN)/redundancy general --store $(OUT)/stores/pos-dev --out $(OUT)/general/pos-dev
+	$(BIN)/redundancy extract --model all-MiniLM-L6-v2 --task pos --split train --max-train-tokens 150000 \
+		--out $(OUT)/stores/pos-train
+	$(BIN)/redundancy extract --model all-MiniLM-L6-v2 --task pos --split test --out $(OUT)/stores/pos-test
+	$(BIN)/redundancy probe --train $(OUT)/stores/pos-train --dev $(OUT)/stores/pos-dev \
+		--test $(OUT)/stores/pos-test --out $(OUT)/probe/pos --threads 1
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+# Benchmarks print ratios measured in one run; the probe bench reuses the main job's stores (~10 min).
+bench: run
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/general.py
+	$(BIN)/python bench/probe.py --train $(OUT)/stores/pos-train --dev $(OUT)/stores/pos-dev \
+		--test $(OUT)/stores/pos-test --out $(OUT)/bench-probe
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,4 +1,4 @@
-"""Command-line interface: ``redundancy extract | general | store info | data list | data fetch``."""
+"""Command-line interface: ``redundancy extract | general | probe | store info | data list | data fetch``."""
 
 from ._main import build_parser, main
 

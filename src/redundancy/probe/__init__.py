@@ -1,0 +1,89 @@
+"""Linear probes on stored activations, and task-specific redundancy.
+
+Public API
+----------
+ElasticNetProbe(l1=1e-5, l2=1e-5, solver="fast" | "paper", ...)
+    scikit-learn-style probe: ``fit(X, y, X_dev=None, y_dev=None)``, ``coef_``, ``intercept_``,
+    ``classes_``, ``scaled_coef_``, ``predict``, ``predict_proba``, ``decision_function``, ``score``.
+fit_probe_family(probe, X, y, feature_ranges, X_dev, y_dev)
+    Many probes over column ranges of one matrix; the fast solver trains them in one pass.
+sklearn_equivalent(l1, l2, n_samples, task)
+    scikit-learn's ``C``/``alpha`` and ``l1_ratio`` for the fast solver's penalty.
+default_lr(n_features)
+    The fast solver's default step size, ``0.15 / sqrt(n_features)`` clipped to [1e-3, 3e-2].
+train_probe(train, dev, test=None, neurons=None, layers=None, probe=None)
+    One probe on store selections, scored on dev/test (``ProbeResult``).
+load_probe_task, ProbeTask
+    Train/dev/test stores opened, labels mapped by name, activations loaded once.
+layer_probes, oracle_probe, minimal_neuron_set, neuron_controls, train_neuron_sets
+    The experiments; ``run_task_redundancy`` runs them all (``TaskRedundancyResult``).
+score, score_all, default_metric
+    Metrics from scikit-learn / seqeval / scipy.
+ProbeResult, MinimalSetResult, CurveResult, SeedSpread, ControlsResult, TaskRedundancyResult, SplitInfo
+    Frozen results with ``to_dict`` / ``from_dict``.
+plot_layers, plot_sizes
+    Figures.
+"""
+
+from ._data import LabelMap, ProbeSplit, SplitInfo, load_split
+from ._estimator import SOLVERS, ElasticNetProbe, default_lr, fit_probe_family, sklearn_equivalent
+from ._experiments import (
+    LayerProbes,
+    ProbeTask,
+    evaluate_probe,
+    layer_probes,
+    load_probe_task,
+    minimal_neuron_set,
+    neuron_controls,
+    oracle_probe,
+    run_task_redundancy,
+    train_neuron_sets,
+    train_probe,
+)
+from ._metrics import METRICS, default_metric, score, score_all
+from ._paper import PAPER_RECIPE
+from ._plots import plot_layers, plot_sizes
+from ._results import (
+    ControlsResult,
+    CurveResult,
+    MinimalSetResult,
+    ProbeResult,
+    SeedSpread,
+    TaskRedundancyResult,
+)
+
+__all__ = [
+    "METRICS",
+    "PAPER_RECIPE",
+    "SOLVERS",
+    "ControlsResult",
+    "CurveResult",
+    "ElasticNetProbe",
+    "LabelMap",
+    "LayerProbes",
+    "MinimalSetResult",
+    "ProbeResult",
+    "ProbeSplit",
+    "ProbeTask",
+    "SeedSpread",
+    "SplitInfo",
+    "TaskRedundancyResult",
+    "default_lr",
+    "default_metric",
+    "evaluate_probe",
+    "fit_probe_family",
+    "layer_probes",
+    "load_probe_task",
+    "load_split",
+    "minimal_neuron_set",
+    "neuron_controls",
+    "oracle_probe",
+    "plot_layers",
+    "plot_sizes",
+    "run_task_redundancy",
+    "score",
+    "score_all",
+    "sklearn_equivalent",
+    "train_neuron_sets",
+    "train_probe",
+]

@@ -1,0 +1,170 @@
+"""``redundancy probe``: the task-specific redundancy analysis over one task's train/dev/test stores.
+
+Wire it into the main parser with ``add_parser(subparsers)``; the handler returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger("redundancy.cli")
+
+DESCRIPTION = """\
+Train linear probes on stored activations and measure task-specific redundancy:
+the oracle (all neurons), one probe per layer, incremental probes on layers 0..l,
+a neuron ranking from the oracle's weights, and the minimal neuron set (the smallest
+top-k of the paper's grid whose dev score stays within --delta percent of the oracle).
+Controls (unless --no-controls): random and bottom-ranked neurons at the same k, and the
+oracle over several seeds. Writes OUT/probe.json, OUT/layers.png and OUT/sizes.png."""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``probe`` subcommand on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    p = subparsers.add_parser(
+        "probe",
+        help="probes, layer-wise/incremental scores, neuron ranking, minimal neuron set",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--train", required=True, help="train activation store (folder)")
+    p.add_argument("--dev", required=True, help="dev store: early stopping and the minimal-set criterion")
+    p.add_argument("--test", help="test store (scores reported; optional)")
+    p.add_argument("--out", required=True, help="output folder for probe.json and the figures")
+    p.add_argument(
+        "--solver",
+        choices=["fast", "paper"],
+        default="fast",
+        help="fast (default): standardised minibatch Adam + L1 prox, early stopping, families in "
+        "one pass; paper: the authors' Adam recipe (lr 1e-3, batch 128, 10 epochs, data order)",
+    )
+    p.add_argument("--l1", type=float, default=1e-5, help="L1 penalty weight (default 1e-5, as the paper)")
+    p.add_argument("--l2", type=float, default=1e-5, help="L2 penalty weight (default 1e-5, as the paper)")
+    p.add_argument(
+        "--delta",
+        type=float,
+        default=1.0,
+        help="minimal set: dev must stay strictly above oracle * (1 - delta/100) (default 1)",
+    )
+    p.add_argument(
+        "--ranking",
+        choices=["paper", "abs"],
+        default="paper",
+        help="neuron ranking: the paper's class-wise weight mass (default) or plain |w|",
+    )
+    p.add_argument(
+        "--rank-l1",
+        type=float,
+        metavar="L1",
+        help="rank neurons with a separate probe with this L1 weight (e.g. 3e-3) instead of the oracle "
+        "(not the paper's protocol; with the paper's tiny penalty the ranking can be no better than random)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="controls: train the oracle with N seeds and report the spread (default 3; 0 = skip)",
+    )
+    p.add_argument(
+        "--random-draws",
+        type=int,
+        default=3,
+        metavar="N",
+        help="controls: random neuron sets per size (default 3)",
+    )
+    p.add_argument("--no-controls", action="store_true", help="skip the random / bottom / seed controls")
+    p.add_argument("--seed", type=int, default=0, help="base seed of the probes (default 0)")
+    p.add_argument(
+        "--metric",
+        help="override the task's metric (accuracy, macro_f1, chunk_f1, f1, mcc, pearson, spearman)",
+    )
+    p.add_argument("--max-epochs", type=float, help="passes over the data (default: fast 2, paper 10)")
+    p.add_argument(
+        "--batch-size", type=int, help="rows per step (default: fast 512 or full batch, paper 128)"
+    )
+    p.add_argument("--lr", type=float, help="Adam step size (default 1e-3)")
+    p.add_argument("--class-weight", choices=["balanced"], help="weight classes inversely to their frequency")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+    return p
+
+
+class _Bars:
+    """One tqdm bar per stage of the analysis (stages arrive as ``progress(stage, done, total)``)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.stage = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm.auto import tqdm
+
+        if stage != self.stage or self.bar is None or done < self.bar.n:
+            self.close()
+            self.bar = tqdm(total=total, desc=stage, unit="step", dynamic_ncols=True, leave=False)
+            self.stage = stage
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``redundancy probe``."""
+    import torch
+    from sklearn.base import clone
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from ..probe import ElasticNetProbe, plot_layers, plot_sizes, run_task_redundancy
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    probe = ElasticNetProbe(
+        l1=args.l1,
+        l2=args.l2,
+        solver=args.solver,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_epochs=args.max_epochs,
+        class_weight=args.class_weight,
+        random_state=args.seed,
+    )
+    bars = _Bars(not args.no_progress)
+    try:
+        with logging_redirect_tqdm():
+            result = run_task_redundancy(
+                args.train,
+                args.dev,
+                args.test,
+                probe=probe,
+                delta=args.delta,
+                ranking=args.ranking,
+                ranking_probe=None if args.rank_l1 is None else clone(probe).set_params(l1=args.rank_l1),
+                controls=not args.no_controls,
+                n_random=args.random_draws,
+                probe_seeds=args.seeds,
+                metric=args.metric,
+                progress=bars,
+            )
+    finally:
+        bars.close()
+    (out / "probe.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    plot_layers(result, out / "layers.png")
+    plot_sizes(result, out / "sizes.png")
+    summary = result.summary()
+    json.dump(summary, sys.stdout, indent=2)
+    print()
+    logger.info("wrote %s, %s, %s", out / "probe.json", out / "layers.png", out / "sizes.png")
+    return 0

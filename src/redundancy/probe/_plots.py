@@ -1,0 +1,80 @@
+"""Figures of a :class:`TaskRedundancyResult` (matplotlib's object API: no pyplot, no global state)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._results import TaskRedundancyResult
+
+
+def _figure(width: float = 6.4, height: float = 4.0):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _split(result: TaskRedundancyResult) -> str:
+    return "test" if result.test is not None else "dev"
+
+
+def plot_layers(result: TaskRedundancyResult, path: str | os.PathLike) -> Path:
+    """Layer-wise and incremental scores per layer, with the oracle and the tolerance line."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    layers = np.arange(result.n_layers)
+    split = _split(result)
+    pick = (lambda r: r.test_score) if split == "test" else (lambda r: r.dev_score)
+    ax.plot(layers, [pick(r) for r in result.layerwise], "o-", label="one layer")
+    ax.plot(layers, [pick(r) for r in result.incremental], "s-", label="layers 0..l")
+    ax.axhline(pick(result.oracle), color="k", ls="--", lw=1, label=f"oracle ({result.n_neurons} neurons)")
+    ax.set_xticks(layers)
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel(f"{split} {result.metric}")
+    ax.set_title(f"{result.task} / {result.model}: probes per layer ({result.solver} solver)")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def plot_sizes(result: TaskRedundancyResult, path: str | os.PathLike) -> Path:
+    """Score against the number of neurons: top-ranked, random (mean +- sd) and bottom-ranked,
+    the minimal-set search, the oracle and the minimal set."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    split = _split(result)
+    c = result.controls
+    if c is not None:
+        ks = np.array(c.sizes)
+        for curve, style in ((c.top, "o-"), (c.random, "s-"), (c.bottom, "v-")):
+            mean = np.array(curve.test_mean if split == "test" else curve.dev_mean, dtype=float)
+            sd = np.array(curve.test_sd if split == "test" else curve.dev_sd, dtype=float)
+            label = {
+                "top": "top-ranked",
+                "bottom": "bottom-ranked",
+                "random": f"random ({len(curve.seeds)} draws, mean \u00b1 sd)",
+            }[curve.kind]
+            (line,) = ax.plot(ks, mean, style, label=label, ms=4)
+            if curve.kind == "random" and len(curve.seeds) > 1:
+                ax.fill_between(ks, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
+    m = result.minimal
+    if m.evaluated:
+        ks = [r.n_neurons for r in m.evaluated]
+        ys = [r.test_score if split == "test" else r.dev_score for r in m.evaluated]
+        ax.plot(ks, ys, ".", color="gray", ms=3, label="minimal-set search")
+    oracle = result.oracle.test_score if split == "test" else result.oracle.dev_score
+    ax.axhline(oracle, color="k", ls="--", lw=1, label="oracle")
+    ax.axvline(m.k, color="C3", ls=":", lw=1, label=f"minimal set: {m.k} ({100 * m.share:.1f}%)")
+    ax.set_xscale("log")
+    ax.set_xlabel("neurons kept (k)")
+    ax.set_ylabel(f"{split} {result.metric}")
+    ax.set_title(f"{result.task} / {result.model}: score vs neurons")
+    ax.legend(loc="best", fontsize="small")
+    ax.grid(alpha=0.3, which="both")
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    return path

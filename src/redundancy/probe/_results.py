@@ -1,0 +1,314 @@
+"""Frozen result records of the probing stage, each with ``to_dict`` / ``from_dict`` (plain JSON)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ._data import SplitInfo
+
+
+def _plain(obj: Any) -> Any:
+    """Dataclasses, tuples, numpy scalars/arrays -> JSON-ready Python values (NaN -> None)."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        if hasattr(obj, "to_dict") and not isinstance(obj, _Record):
+            return obj.to_dict()
+        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.integer | np.bool_):
+        return obj.item()
+    if isinstance(obj, float | np.floating):
+        x = float(obj)
+        return None if math.isnan(x) else x
+    return obj
+
+
+def _tuples(obj: Any) -> Any:
+    """JSON lists -> tuples (recursively); dicts (scores, settings) keep their JSON values."""
+    if isinstance(obj, list):
+        return tuple(_tuples(v) for v in obj)
+    return obj
+
+
+class _Record:
+    """Mixin: ``to_dict`` (JSON-ready) and ``from_dict`` (nested records rebuilt, lists -> tuples)."""
+
+    _nested: ClassVar[dict[str, type]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        kwargs = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name not in d:
+                continue
+            v = d[f.name]
+            sub = cls._nested.get(f.name)
+            if v is None:
+                kwargs[f.name] = None
+            elif sub is not None and isinstance(v, list):
+                kwargs[f.name] = tuple(sub.from_dict(x) for x in v)
+            elif sub is not None:
+                kwargs[f.name] = sub.from_dict(v)
+            elif isinstance(v, list):
+                kwargs[f.name] = _tuples(v)
+            else:
+                kwargs[f.name] = v
+        return cls(**kwargs)
+
+
+def _nan(x: float | None) -> float:
+    return float("nan") if x is None else float(x)
+
+
+@dataclass(frozen=True, eq=False)
+class ProbeResult(_Record):
+    """One trained probe: what it saw and how it scored.
+
+    Attributes
+    ----------
+    name : e.g. ``oracle``, ``layer-3``, ``layers-0..3``, ``top-134``, ``random-134-s2``.
+    n_neurons : number of input neurons.
+    layers : the layers it saw in full (layer-wise / incremental / oracle), else None.
+    neurons : flat neuron ids (``layer * hidden + unit``) for neuron selections, else None.
+    metric : the task metric; ``dev[metric]`` / ``test[metric]`` are the headline scores.
+    dev, test : ``{metric name: value}`` (test None when no test store was given).
+    seed : ``random_state`` of the probe.
+    settings : the solver settings actually used (``ElasticNetProbe.resolved_settings``).
+    n_steps, n_epochs : optimizer steps and passes over the data (of the family, for joint training).
+    fit_seconds : training time (a jointly trained family's time is shared evenly).
+    """
+
+    name: str
+    n_neurons: int
+    layers: tuple[int, ...] | None
+    neurons: tuple[int, ...] | None
+    metric: str
+    dev: dict[str, float]
+    test: dict[str, float] | None
+    seed: int
+    settings: dict[str, Any]
+    n_steps: int
+    n_epochs: float
+    fit_seconds: float
+
+    @property
+    def dev_score(self) -> float:
+        return _nan(self.dev.get(self.metric))
+
+    @property
+    def test_score(self) -> float:
+        return float("nan") if self.test is None else _nan(self.test.get(self.metric))
+
+
+@dataclass(frozen=True, eq=False)
+class MinimalSetResult(_Record):
+    """The paper's minimal neuron set: the smallest top-k of the grid whose dev score is strictly
+    above ``reference_dev * (1 - delta / 100)``.
+
+    Attributes
+    ----------
+    delta, reference_dev, target : the tolerance in percent, the oracle's dev score, the pass mark.
+    ranking_method : how the neurons were ordered (``paper`` or ``abs``).
+    grid : every size of the grid (``int(share * n_neurons)``).
+    evaluated : the top-k probes trained, in grid order (neurons = the ranking's first k).
+    found : whether a size passed; if not, the set is all neurons (the oracle).
+    complete : False when the search stopped at its time budget before finding a size.
+    k, share : the size and its share of all neurons.
+    neurons : the selected flat neuron ids, in ranking order.
+    result : the selected probe (the oracle when nothing passed).
+    """
+
+    _nested: ClassVar[dict[str, type]] = {"evaluated": ProbeResult, "result": ProbeResult}
+
+    delta: float
+    reference_dev: float
+    target: float
+    ranking_method: str
+    grid: tuple[int, ...]
+    evaluated: tuple[ProbeResult, ...]
+    found: bool
+    complete: bool
+    k: int
+    share: float
+    neurons: tuple[int, ...]
+    result: ProbeResult
+
+
+@dataclass(frozen=True, eq=False)
+class CurveResult(_Record):
+    """Score against the number of neurons for one way of choosing them, over seeds.
+
+    Attributes
+    ----------
+    kind : ``top`` (the ranking's first k), ``bottom`` (its last k), ``random`` (k at random).
+    sizes : the k values.
+    seeds : the seeds of the neuron draw (random) or of the probe; one row of scores per seed.
+    dev, test : per seed, per size (test None without a test store).
+    dev_mean, dev_sd, test_mean, test_sd : over seeds, per size (sd with ddof=1; 0 for one seed).
+    """
+
+    kind: str
+    sizes: tuple[int, ...]
+    seeds: tuple[int, ...]
+    dev: tuple[tuple[float, ...], ...]
+    test: tuple[tuple[float, ...], ...] | None
+    dev_mean: tuple[float, ...]
+    dev_sd: tuple[float, ...]
+    test_mean: tuple[float, ...] | None
+    test_sd: tuple[float, ...] | None
+
+
+@dataclass(frozen=True, eq=False)
+class SeedSpread(_Record):
+    """The same probe trained with several seeds: its scores and their spread (sd with ddof=1)."""
+
+    name: str
+    seeds: tuple[int, ...]
+    dev: tuple[float, ...]
+    test: tuple[float, ...] | None
+    dev_mean: float
+    dev_sd: float
+    test_mean: float | None
+    test_sd: float | None
+
+
+@dataclass(frozen=True, eq=False)
+class ControlsResult(_Record):
+    """Controls the paper lacks: at the same k, the top-ranked vs random vs bottom-ranked neurons;
+    and the oracle probe itself over several seeds."""
+
+    _nested: ClassVar[dict[str, type]] = {
+        "top": CurveResult,
+        "random": CurveResult,
+        "bottom": CurveResult,
+        "probe_seeds": SeedSpread,
+    }
+
+    sizes: tuple[int, ...]
+    top: CurveResult
+    random: CurveResult
+    bottom: CurveResult
+    probe_seeds: SeedSpread | None
+
+
+@dataclass(frozen=True, eq=False)
+class TaskRedundancyResult(_Record):
+    """The whole task-specific analysis of one task on one model.
+
+    Attributes
+    ----------
+    task, metric, label_type, model : what was probed and how it is scored.
+    n_layers, hidden, n_neurons : the model's shape in the stores (``n_neurons = n_layers * hidden``).
+    train, dev, test : the stores used (:class:`SplitInfo`: path, plan hash, label coverage).
+    solver : ``fast`` or ``paper``; probe_params : the template probe's parameters (``get_params``).
+    classes : the train classes (class tasks).
+    oracle : the probe on all neurons; layerwise : one per layer; incremental : layers 0..l.
+    ranking_method, ranking : the neuron order from the oracle probe (flat ids, most important first).
+    minimal : :class:`MinimalSetResult`.
+    controls : :class:`ControlsResult` or None.
+    timings : seconds per stage (``load``, ``layers``, ``ranking``, ``minimal_set``, ``controls``,
+        ``analysis`` = everything but the controls, ``total``).
+    versions : package versions; created : ISO-8601 UTC time; random_state : the base seed.
+    ranking_probe : parameters of the probe the ranking came from when it was not the oracle, else None.
+    """
+
+    _nested: ClassVar[dict[str, type]] = {
+        "train": SplitInfo,
+        "dev": SplitInfo,
+        "test": SplitInfo,
+        "oracle": ProbeResult,
+        "layerwise": ProbeResult,
+        "incremental": ProbeResult,
+        "minimal": MinimalSetResult,
+        "controls": ControlsResult,
+    }
+
+    task: str
+    metric: str
+    label_type: str
+    model: str
+    n_layers: int
+    hidden: int
+    n_neurons: int
+    train: SplitInfo
+    dev: SplitInfo
+    test: SplitInfo | None
+    solver: str
+    probe_params: dict[str, Any]
+    classes: tuple[str, ...]
+    oracle: ProbeResult
+    layerwise: tuple[ProbeResult, ...]
+    incremental: tuple[ProbeResult, ...]
+    ranking_method: str
+    ranking: tuple[int, ...]
+    minimal: MinimalSetResult
+    controls: ControlsResult | None
+    timings: dict[str, float]
+    versions: dict[str, str]
+    created: str
+    random_state: int
+    ranking_probe: dict[str, Any] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers (dev and test of the task metric) as a small JSON-ready dict."""
+        m = self.minimal
+        out: dict[str, Any] = {
+            "task": self.task,
+            "model": self.model,
+            "metric": self.metric,
+            "solver": self.solver,
+            "oracle": {
+                "dev": self.oracle.dev_score,
+                "test": self.oracle.test_score,
+                "n_neurons": self.n_neurons,
+            },
+            "layerwise": [
+                {"layer": i, "dev": r.dev_score, "test": r.test_score} for i, r in enumerate(self.layerwise)
+            ],
+            "incremental": [
+                {"layers": f"0..{i}", "dev": r.dev_score, "test": r.test_score}
+                for i, r in enumerate(self.incremental)
+            ],
+            "minimal_set": {
+                "k": m.k,
+                "share": m.share,
+                "found": m.found,
+                "delta": m.delta,
+                "target": m.target,
+                "dev": m.result.dev_score,
+                "test": m.result.test_score,
+            },
+            "timings": self.timings,
+        }
+        if self.controls is not None:
+            c = self.controls
+            i = c.sizes.index(m.k) if m.k in c.sizes else None
+            if i is not None:
+                pick = "test_mean" if c.top.test_mean is not None else "dev_mean"
+                out["controls_at_k"] = {
+                    "k": m.k,
+                    "split": pick.split("_")[0],
+                    "top": getattr(c.top, pick)[i],
+                    "random_mean": getattr(c.random, pick)[i],
+                    "random_sd": getattr(c.random, pick.replace("mean", "sd"))[i],
+                    "bottom": getattr(c.bottom, pick)[i],
+                }
+            if c.probe_seeds is not None:
+                s = c.probe_seeds
+                out["oracle_seeds"] = {
+                    "seeds": list(s.seeds),
+                    "dev_mean": s.dev_mean,
+                    "dev_sd": s.dev_sd,
+                    "test_mean": s.test_mean,
+                    "test_sd": s.test_sd,
+                }
+        return _plain(out)
