@@ -46,6 +46,7 @@ def data_dir(tmp_path):
         [],
         ["extract"],
         ["general"],
+        ["probe"],
         ["store"],
         ["store", "info"],
         ["data"],
