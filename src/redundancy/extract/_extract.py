@@ -19,7 +19,6 @@ import numpy as np
 
 from ..data import TaskData
 from ..store import StoreManifest, StoreWriter, plan_hash
-from ._memory import bound_heap
 from ._models import LoadedModel, load_model
 from ._plan import PlanStats, Segment, plan_sentence_segments, plan_token_segments
 from ._versions import package_versions
@@ -89,15 +88,23 @@ class ExtractResult:
 
 
 def _batches(segments: list[Segment], batch_size: int, max_batch_tokens: int | None) -> list[list[int]]:
-    """Longest first; a batch ends at ``batch_size`` inputs or ``max_batch_tokens`` padded tokens."""
+    """Longest first; a batch ends at ``batch_size`` inputs or when its padded size would pass a cap.
+
+    The cap is the padded size of the *first* batch (itself at most ``max_batch_tokens``), so no
+    later batch needs a larger buffer than an earlier one: the allocator reuses the first batch's
+    freed blocks instead of growing the heap, and peak memory does not grow with the data.
+    """
     order = sorted(range(len(segments)), key=lambda i: (-segments[i].length, i))
+    if not order:
+        return []
+    widest = segments[order[0]].length
+    first = min(batch_size, max(1, max_batch_tokens // widest)) if max_batch_tokens else batch_size
+    cap = first * widest
     batches: list[list[int]] = []
     cur: list[int] = []
     for i in order:
         width = segments[cur[0]].length if cur else segments[i].length
-        if cur and (
-            len(cur) >= batch_size or (max_batch_tokens and (len(cur) + 1) * width > max_batch_tokens)
-        ):
+        if cur and (len(cur) >= batch_size or (len(cur) + 1) * width > cap):
             batches.append(cur)
             cur = []
         cur.append(i)
@@ -194,10 +201,6 @@ def pool(hidden_states, segs: list[Segment], left) -> tuple[np.ndarray, np.ndarr
     return gathered.float().cpu().numpy(), items
 
 
-def _commit(writer: StoreWriter, cid: int, items: list[np.ndarray], rows: list[np.ndarray]) -> None:
-    writer.write_chunk(cid, np.concatenate(items), np.concatenate(rows))
-
-
 def _labels(data: TaskData) -> tuple[np.ndarray, list[str], str]:
     spec = data.spec
     if spec.level == "token":
@@ -257,7 +260,6 @@ def extract(
         raise ValueError(f"dtype must be float32 or float16, got {config.dtype!r}")
     if config.threads:
         torch.set_num_threads(config.threads)
-    bound_heap()
     lm = (
         model
         if isinstance(model, LoadedModel)
@@ -329,25 +331,36 @@ def extract(
                     progress.update(sum(segments[i].n_rows for c in done for b in chunks[c] for i in b))
             # One background thread commits chunk k (checks, pwrite, fsync) while the model computes
             # chunk k + 1; at most one chunk waits, so memory stays bounded.
+            # Rows go into two preallocated buffers, used in turn: a background thread commits one
+            # chunk (checks, pwrite, fsync) while the model fills the other. Per-batch results die at
+            # once, so nothing long-lived sits between the model's large temporaries and the C heap
+            # does not fragment as batches go by (peak memory stays flat in the number of items).
+            most = max(sum(segments[i].n_rows for b in c for i in b) for c in chunks)
+            rows = [np.empty((most, lm.n_layers, lm.hidden), dtype=np.float32) for _ in range(2)]
+            items = [np.empty(most, dtype=np.int64) for _ in range(2)]
+            turn = 0
             with torch.inference_mode(), ThreadPoolExecutor(1, thread_name_prefix="store") as committer:
                 pending = None
                 for cid, chunk in enumerate(chunks):
                     if cid in done:
                         continue
-                    rows, items = [], []
+                    n = 0
                     for b in chunk:
                         segs = [segments[i] for i in b]
                         hs, left = _forward(lm, segs, config.device)
                         pooled, it = pool(hs, segs, left)
-                        rows.append(pooled)
-                        items.append(it)
-                        n_computed += len(it)
+                        del hs
+                        rows[turn][n : n + len(it)] = pooled
+                        items[turn][n : n + len(it)] = it
+                        n += len(it)
                         if progress is not None:
                             progress.update(len(it))
                     if pending is not None:
                         pending.result()
-                    pending = committer.submit(_commit, writer, cid, items, rows)
+                    pending = committer.submit(writer.write_chunk, cid, items[turn][:n], rows[turn][:n])
+                    n_computed += n
                     computed += 1
+                    turn = 1 - turn
                 if pending is not None:
                     pending.result()
             writer.finalize()

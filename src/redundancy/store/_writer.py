@@ -446,7 +446,8 @@ class StoreWriter:
             raise ValueError(f"values must be real numbers, got dtype {vals.dtype}")
         with np.errstate(over="ignore", invalid="ignore"):
             cast = vals.astype(m.dtype, copy=False)
-        if not np.isfinite(cast).all():
+        # A float64 sum is finite exactly when every value is, without an elementwise temporary.
+        if not np.isfinite(cast.sum(dtype=np.float64)):
             raise StoreError(self._non_finite_message(cid, idx, vals, cast), path=self.path)
 
         assert self._mm is not None
