@@ -40,7 +40,7 @@ def _bar(total: int, unit: str, desc: str, enabled: bool = True):
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from ..data import get_task, load_task, read_text
+    from ..data import load_task, read_text
     from ..extract import ExtractConfig, extract, load_model
     from ..store import ActivationStore, default_store_name
 
@@ -49,7 +49,6 @@ def _cmd_extract(args: argparse.Namespace) -> int:
             raise ValueError("--task text needs --input FILE (one sentence per line)")
         data = read_text(args.input, level=args.level, max_items=args.max_items)
     else:
-        get_task(args.task)
         max_tokens = args.max_train_tokens if args.split == "train" else None
         data = load_task(
             args.task, args.split, args.data_dir, max_tokens=max_tokens, max_items=args.max_items
