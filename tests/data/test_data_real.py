@@ -220,3 +220,12 @@ def test_max_tokens_keeps_whole_sentences(load):
 
 def test_max_tokens_above_size_keeps_everything(load):
     assert len(load("sem", "train", max_tokens=10**9).items) == 7_745
+
+
+def test_split_records_the_carve_seed():
+    from redundancy.data import load_task
+
+    assert load_task("rte", "train").seed == 7361
+    assert load_task("rte", "dev", seed=3).seed == 3
+    assert load_task("rte", "test").seed is None  # the official dev file, not carved
+    assert load_task("pos", "dev").seed is None

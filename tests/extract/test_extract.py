@@ -190,6 +190,16 @@ def test_rerun_with_other_settings_is_refused(tiny, tmp_path):
     assert ActivationStore.open(tmp_path / "s").manifest.aggregation == "mean"
 
 
+def test_same_shape_other_sentences_is_another_plan(tiny, tmp_path):
+    """A store is never resumed with other sentences of the same shape (e.g. another carve seed)."""
+    model = str(tiny("bert"))
+    extract(token_task(), model, tmp_path / "s")
+    other = [[w.upper() for w in ws] for ws in WORDS]
+    with pytest.raises(StoreError, match="plan"):
+        extract(token_task(other), model, tmp_path / "s")
+    assert len(ActivationStore.open(tmp_path / "s").manifest.extra["items_sha256"]) == 64
+
+
 def test_nan_activations_are_refused_naming_the_sentence(tiny, tmp_path):
     lm = load_model(str(tiny("bert")))
 

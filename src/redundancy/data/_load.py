@@ -158,8 +158,9 @@ def load_task(
     logger.info("reading %s/%s from %s", name, split, path)
     items = source.read(path)
     notes: list[str] = []
+    used_seed = None
     if plan.part != "all":
-        seed = DEFAULT_SEED if seed is None else seed
+        seed = used_seed = DEFAULT_SEED if seed is None else seed
         train_idx, dev_idx = carve_train_dev(len(items), seed)
         chosen = train_idx if plan.part == "train" else dev_idx
         if source.order == "original":
@@ -180,6 +181,7 @@ def load_task(
         files={str(path.resolve()): file_sha256(path)},
         labels=_label_set(spec, out),
         notes=tuple(notes),
+        seed=used_seed,
     )
 
 

@@ -69,6 +69,7 @@ class TaskData:
 
     ``files`` maps each source file's path to its SHA-256, so results can record the data hash.
     ``labels`` is the sorted label vocabulary of this split (class tasks), ``()`` for real labels.
+    ``seed`` is the seed of the train/dev carve that produced this split, ``None`` if there was none.
     """
 
     spec: TaskSpec
@@ -77,6 +78,7 @@ class TaskData:
     files: dict[str, str] = field(default_factory=dict)
     labels: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    seed: int | None = None
 
     @property
     def n_items(self) -> int:

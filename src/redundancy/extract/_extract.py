@@ -8,6 +8,7 @@ by the store, so a rerun redoes only uncommitted chunks and produces the same by
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -216,6 +217,19 @@ def _labels(data: TaskData) -> tuple[np.ndarray, list[str], str]:
     return np.asarray([index[str(v)] if v is not None else -1 for v in raw], dtype=np.int32), names, "class"
 
 
+def items_sha256(data: TaskData) -> str:
+    """SHA-256 of the items' text and labels, in order: two splits with the same shape but other
+    sentences (another carve seed, another cap) never share a plan."""
+    h = hashlib.sha256()
+    for it in data.items:
+        if data.spec.level == "token":
+            fields = ("\x1f".join(it.words), "\x1f".join(it.labels or ()))
+        else:
+            fields = (it.text, it.text_pair or "", "" if it.label is None else str(it.label))
+        h.update(("\x1e".join(fields) + "\x1d").encode("utf-8"))
+    return h.hexdigest()
+
+
 def _row_ids(data: TaskData) -> tuple[np.ndarray, np.ndarray]:
     if data.spec.level == "token":
         sent = np.concatenate([np.full(len(s.words), s.index, dtype=np.int32) for s in data.items])
@@ -274,6 +288,7 @@ def extract(
     sent_ids, positions = _row_ids(data)
     n_items = len(sent_ids)
     versions = package_versions()
+    items_hash = items_sha256(data)
     settings = {
         "aggregation": agg,
         "batch_size": config.batch_size,
@@ -291,6 +306,7 @@ def extract(
             "split": data.split,
             "n_items": n_items,
             "files": data.files,
+            "items": items_hash,
             "settings": settings,
             "versions": {k: versions.get(k) for k in ("torch", "transformers", "tokenizers")},
         }
@@ -313,8 +329,13 @@ def extract(
         label_type=label_type,
         data_files=dict(data.files),
         versions=versions,
-        seed=None,
-        extra={"settings": settings, "plan_stats": stats.to_dict(), "notes": list(data.notes)},
+        seed=data.seed,
+        extra={
+            "settings": settings,
+            "items_sha256": items_hash,
+            "plan_stats": stats.to_dict(),
+            "notes": list(data.notes),
+        },
         plan_hash=plan_id,
         n_chunks=len(chunks),
     )
