@@ -279,6 +279,11 @@ def extract(
         if isinstance(model, LoadedModel)
         else load_model(model, device=config.device, max_length=config.max_length)
     )
+    if config.max_length is not None and config.max_length != lm.max_length:
+        raise ValueError(
+            f"config.max_length={config.max_length} but the loaded model was set up for {lm.max_length}; "
+            "pass max_length to load_model, or a model name to extract"
+        )
     if not data.items:
         raise ValueError(f"{data.spec.name}/{data.split}: no items to extract")
     segments, stats, agg = plan(data, lm, config)
