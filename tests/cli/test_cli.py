@@ -47,6 +47,7 @@ def data_dir(tmp_path):
         ["extract"],
         ["general"],
         ["probe"],
+        ["pipeline"],
         ["store"],
         ["store", "info"],
         ["data"],

@@ -1,4 +1,8 @@
-"""Command-line interface: ``redundancy extract | general | probe | store info | data list | data fetch``."""
+"""Command-line interface.
+
+``redundancy extract | general | probe | pipeline | store info | data list | data fetch``: one subcommand per
+stage; this layer only parses arguments, shows progress and prints.
+"""
 
 from ._main import build_parser, main
 

@@ -202,10 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     df.set_defaults(func=_cmd_data_fetch)
 
     from ._general import add_parser as add_general
+    from ._pipeline import add_parser as add_pipeline
     from ._probe import add_parser as add_probe
 
     add_general(sub)
     add_probe(sub)
+    add_pipeline(sub)
     return p
 
 

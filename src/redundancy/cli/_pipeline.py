@@ -1,0 +1,131 @@
+"""``redundancy pipeline``: the efficient-transfer pipeline (LayerSelector -> CC -> FS) on one task.
+
+Wire it into the main parser with ``add_parser(subparsers)``; the handler returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger("redundancy.cli")
+
+DESCRIPTION = """\
+The paper's efficient-transfer pipeline, for every tolerance pair (delta_layer, delta_neuron)
+and clustering threshold t: pick the lowest layer l whose incremental probe (layers 0..l) is
+within delta_layer percent of the oracle on dev; cluster the neurons of layers 0..l by
+correlation (train activations, distance 1-|r|, average linkage, cut at t; one random neuron
+per cluster) and retrain; rank the kept neurons and keep the smallest top-k of the paper's grid
+within delta_neuron percent of the clustered probe on dev. Test scores are reported.
+Writes OUT/pipeline.json and OUT/pipeline.md (the paper-layout table)."""
+
+
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        a, b = text.split(",")
+        return float(a), float(b)
+    except ValueError:
+        msg = f"expected DELTA_LAYER,DELTA_NEURON (e.g. 3,1), got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def _thresholds(text: str) -> tuple[float | None, ...]:
+    out: list[float | None] = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part in ("none", "no", "-"):
+            out.append(None)
+            continue
+        try:
+            out.append(float(part))
+        except ValueError:
+            msg = f"thresholds: expected numbers or 'none', got {part!r}"
+            raise argparse.ArgumentTypeError(msg) from None
+    return tuple(out)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``pipeline`` subcommand on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    p = subparsers.add_parser(
+        "pipeline",
+        help="efficient transfer: LayerSelector -> correlation clustering -> feature selection",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--train", required=True, help="train activation store (folder)")
+    p.add_argument("--dev", required=True, help="dev store: every selection step uses dev")
+    p.add_argument("--test", help="test store (scores reported; optional)")
+    p.add_argument("--out", required=True, help="output folder for pipeline.json and pipeline.md")
+    p.add_argument(
+        "--grid",
+        type=_pair,
+        nargs="+",
+        default=[(3.0, 1.0), (2.0, 1.0), (1.0, 1.0)],
+        metavar="DL,DN",
+        help="tolerance pairs delta_layer,delta_neuron in percent (default: 3,1 2,1 1,1)",
+    )
+    p.add_argument(
+        "--thresholds",
+        type=_thresholds,
+        default=(None, 0.3),
+        metavar="T,...",
+        help="clustering thresholds, 'none' = no clustering step (default: none,0.3)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the probes and the cluster representatives")
+    p.add_argument(
+        "--solver",
+        choices=["fast", "paper"],
+        default="fast",
+        help="probe solver (see `redundancy probe --help`; default fast)",
+    )
+    p.add_argument("--l1", type=float, default=1e-5, help="L1 penalty weight (default 1e-5, as the paper)")
+    p.add_argument("--l2", type=float, default=1e-5, help="L2 penalty weight (default 1e-5, as the paper)")
+    p.add_argument(
+        "--metric",
+        help="override the task's metric (accuracy, macro_f1, chunk_f1, f1, mcc, pearson, spearman)",
+    )
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``redundancy pipeline``."""
+    import torch
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from ..pipeline import run_pipeline
+    from ..probe import ElasticNetProbe
+    from ._probe import _Bars
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    probe = ElasticNetProbe(l1=args.l1, l2=args.l2, solver=args.solver, random_state=args.seed)
+    bars = _Bars(not args.no_progress)
+    try:
+        with logging_redirect_tqdm():
+            result = run_pipeline(
+                args.train,
+                args.dev,
+                args.test,
+                grid=tuple(args.grid),
+                thresholds=tuple(args.thresholds),
+                probe=probe,
+                seed=args.seed,
+                metric=args.metric,
+                progress=bars,
+            )
+    finally:
+        bars.close()
+    (out / "pipeline.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    table = result.table_markdown()
+    (out / "pipeline.md").write_text(table)
+    sys.stdout.write(table)
+    logger.info("wrote %s, %s", out / "pipeline.json", out / "pipeline.md")
+    return 0

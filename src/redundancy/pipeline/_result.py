@@ -1,0 +1,227 @@
+"""Frozen records of the efficient-transfer pipeline, with ``to_dict`` / ``from_dict`` (plain JSON)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..probe import SplitInfo
+
+
+def _num(x: float | None) -> float | None:
+    """JSON value of a score: NaN -> None."""
+    return None if x is None or math.isnan(float(x)) else float(x)
+
+
+def _nan(x: float | None) -> float:
+    return float("nan") if x is None else float(x)
+
+
+_FLOAT_FIELDS = (
+    "oracle_dev",
+    "oracle_test",
+    "layer_dev",
+    "layer_test",
+    "cc_dev",
+    "cc_test",
+    "share_of_all",
+    "dev",
+    "test",
+    "share_of_oracle",
+)
+
+
+@dataclass(frozen=True)
+class PipelineRow:
+    """One run of LayerSelector -> correlation clustering -> feature selection.
+
+    Attributes
+    ----------
+    delta_layer, delta_neuron : the tolerances in percent (the paper's (3, 1), (2, 1), (1, 1)).
+    threshold : the clustering threshold ``t`` (None: no clustering step).
+    oracle_dev, oracle_test : the oracle probe (all neurons of all layers).
+    selected_layer : the LayerSelector's ``l``; ``layer_passed`` False when no layer passed (last taken).
+    n_layer_neurons : neurons of layers 0..l; ``layer_dev``/``layer_test``: that incremental probe.
+    n_after_clustering : neurons kept by the clustering (``n_layer_neurons`` when ``threshold`` is None).
+    cc_dev, cc_test : the probe retrained on the kept neurons (the incremental probe when no clustering);
+        ``cc_dev`` is the reference of the feature selection.
+    n_selected : neurons of the final probe; ``fs_passed`` False when no grid size passed (all kept).
+    share_of_all : ``n_selected / all neurons of the model``.
+    dev, test : the final probe's scores; ``share_of_oracle``: ``test / oracle_test``.
+    neurons : the final flat neuron indices (``layer * hidden + unit``), sorted.
+    clustered_neurons : the neurons kept by the clustering (all of layers 0..l without it), sorted.
+    """
+
+    delta_layer: float
+    delta_neuron: float
+    threshold: float | None
+    oracle_dev: float
+    oracle_test: float
+    selected_layer: int
+    layer_passed: bool
+    n_layer_neurons: int
+    layer_dev: float
+    layer_test: float
+    n_after_clustering: int
+    cc_dev: float
+    cc_test: float
+    n_selected: int
+    fs_passed: bool
+    share_of_all: float
+    dev: float
+    test: float
+    share_of_oracle: float
+    neurons: tuple[int, ...]
+    clustered_neurons: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name in _FLOAT_FIELDS:
+                v = _num(v)
+            elif f.name in ("neurons", "clustered_neurons"):
+                v = [int(i) for i in v]
+            d[f.name] = v
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PipelineRow:
+        kw = {f.name: d[f.name] for f in fields(cls)}
+        for name in _FLOAT_FIELDS:
+            kw[name] = _nan(kw[name])
+        kw["neurons"] = tuple(int(i) for i in kw["neurons"])
+        kw["clustered_neurons"] = tuple(int(i) for i in kw["clustered_neurons"])
+        if kw["threshold"] is not None:
+            kw["threshold"] = float(kw["threshold"])
+        return cls(**kw)
+
+
+def _pct(x: float) -> str:
+    return "–" if math.isnan(x) else f"{100 * x:.2f}"
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """The pipeline over a grid of tolerance pairs and clustering thresholds, for one task.
+
+    Attributes
+    ----------
+    task, metric, model : what was probed and how it was scored.
+    n_layers, hidden, n_neurons : the model's layout (all neurons: ``n_layers * hidden``).
+    grid : the ``(delta_layer, delta_neuron)`` pairs; thresholds : the clustering thresholds (None = no CC).
+    ranking_method : how kept neurons are ranked (``paper``: class-wise weight mass).
+    shares : the feature-selection grid (shares of *all* neurons).
+    seed : the clustering seed (random representative); probe_seed : the probe's ``random_state``.
+    solver, probe_params : the probe template.
+    train, dev, test : where the splits came from (with their stores' plan hashes).
+    incremental_dev, incremental_test : the incremental probes on layers 0..l, l = 0..L-1 (the last is
+        the oracle).
+    rows : one :class:`PipelineRow` per (pair, threshold), pairs outer, thresholds inner.
+    timings : seconds per stage; versions : package versions; created : ISO time.
+    """
+
+    task: str
+    metric: str
+    model: str
+    n_layers: int
+    hidden: int
+    n_neurons: int
+    grid: tuple[tuple[float, float], ...]
+    thresholds: tuple[float | None, ...]
+    ranking_method: str
+    shares: tuple[float, ...]
+    seed: int
+    probe_seed: int
+    solver: str
+    probe_params: dict[str, Any]
+    train: SplitInfo
+    dev: SplitInfo
+    test: SplitInfo | None
+    incremental_dev: tuple[float, ...]
+    incremental_test: tuple[float, ...]
+    rows: tuple[PipelineRow, ...]
+    timings: dict[str, float]
+    versions: dict[str, str]
+    created: str
+
+    @property
+    def oracle_dev(self) -> float:
+        return self.incremental_dev[-1]
+
+    @property
+    def oracle_test(self) -> float:
+        return self.incremental_test[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name in ("train", "dev", "test"):
+                v = None if v is None else v.to_dict()
+            elif f.name == "rows":
+                v = [r.to_dict() for r in v]
+            elif f.name == "grid":
+                v = [[float(a), float(b)] for a, b in v]
+            elif f.name in ("thresholds", "shares"):
+                v = list(v)
+            elif f.name in ("incremental_dev", "incremental_test"):
+                v = [_num(x) for x in v]
+            elif f.name in ("probe_params", "timings", "versions"):
+                v = dict(v)
+            d[f.name] = v
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PipelineResult:
+        kw = {f.name: d[f.name] for f in fields(cls)}
+        for name in ("train", "dev", "test"):
+            kw[name] = None if kw[name] is None else SplitInfo.from_dict(kw[name])
+        kw["rows"] = tuple(PipelineRow.from_dict(r) for r in kw["rows"])
+        kw["grid"] = tuple((float(a), float(b)) for a, b in kw["grid"])
+        kw["thresholds"] = tuple(None if t is None else float(t) for t in kw["thresholds"])
+        kw["shares"] = tuple(float(s) for s in kw["shares"])
+        kw["incremental_dev"] = tuple(_nan(x) for x in kw["incremental_dev"])
+        kw["incremental_test"] = tuple(_nan(x) for x in kw["incremental_test"])
+        return cls(**kw)
+
+    def table_markdown(self) -> str:
+        """The paper's layout: per clustering setting and tolerance pair, the selected layer, the
+        neurons kept (count and share of all neurons) and the test score beside the oracle's."""
+        oracle_line = (
+            f"| Oracle | all | {self.n_layers - 1} | {self.n_neurons} | {self.n_neurons} | 100.00 "
+            f"| {_pct(self.oracle_test)} | {_pct(1.0 if self.oracle_test else math.nan)} |"
+        )
+        lines = [
+            f"Efficient-transfer pipeline: {self.model}, task {self.task}, test {self.metric} in % "
+            f"(dev-based selection; oracle dev {_pct(self.oracle_dev)}).",
+            "",
+            "| clustering t | δ (layer, neuron) | selected layer | neurons after CC | neurons "
+            "| % of all | test | % of oracle |",
+            "|---|---|---|---|---|---|---|---|",
+            oracle_line,
+        ]
+        for t in self.thresholds:
+            for r in self.rows:
+                if r.threshold != t:
+                    continue
+                lines.append(
+                    f"| {'none' if t is None else f'{t:g}'} | ({r.delta_layer:g}, {r.delta_neuron:g}) "
+                    f"| {r.selected_layer}{'' if r.layer_passed else '*'} | {r.n_after_clustering} "
+                    f"| {r.n_selected}{'' if r.fs_passed else '*'} | {100 * r.share_of_all:.2f} "
+                    f"| {_pct(r.test)} | {_pct(r.share_of_oracle)} |"
+                )
+        lines += [
+            "",
+            "\\* no layer (or no size) passed its tolerance: the last layer (or all clustered neurons) kept.",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def load_result(path) -> PipelineResult:
+    """Read a ``pipeline.json`` written by ``redundancy pipeline`` (or ``json.dump(result.to_dict())``)."""
+    import json
+    from pathlib import Path
+
+    return PipelineResult.from_dict(json.loads(Path(path).read_text()))

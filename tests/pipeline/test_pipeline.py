@@ -1,0 +1,130 @@
+"""The efficient-transfer pipeline on synthetic stores: layer choice, clustering, JSON, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+from pipeline_synthetic import COPIED_UNITS, PLANTED, H, L
+
+from redundancy.pipeline import PipelineResult, load_result, run_pipeline
+from redundancy.select import PIPELINE_SHARES, grid_sizes
+
+
+def test_rows_cover_grid_and_thresholds(result):
+    assert [(r.delta_layer, r.delta_neuron, r.threshold) for r in result.rows] == [
+        (dl, dn, t) for dl, dn in ((3, 1), (2, 1), (1, 1)) for t in (None, 0.3)
+    ]
+    assert len(result.incremental_dev) == L
+    assert result.n_neurons == L * H
+    assert result.train.plan_hash and result.test is not None
+
+
+def test_layer_selector_picks_the_informative_layer(result):
+    # layer 0 alone is noise (chance), layers 0..1 hold the planted rule
+    assert result.incremental_dev[0] < 0.6 < 0.9 < result.incremental_dev[1]
+    for r in result.rows:
+        assert r.selected_layer == 1 and r.layer_passed
+        assert r.n_layer_neurons == 2 * H
+        assert r.oracle_dev == result.oracle_dev
+
+
+def test_clustering_removes_exact_copies(result):
+    for r in result.rows:
+        if r.threshold is None:
+            assert r.n_after_clustering == r.n_layer_neurons
+            assert r.cc_dev == r.layer_dev  # the incremental probe is the reference
+            continue
+        # the copies collapse, the independent noise neurons do not
+        assert r.n_after_clustering == r.n_layer_neurons - len(COPIED_UNITS)
+        kept = set(r.clustered_neurons)
+        assert len(kept) == r.n_after_clustering
+        for u in COPIED_UNITS:  # exactly one of each copy pair survives
+            assert len({u, H + u} & kept) == 1
+        assert set(r.neurons) <= kept
+
+
+def test_clustering_keeps_one_of_each_copy_pair(stores):
+    res = run_pipeline(stores / "train", stores / "dev", None, grid=((3, 100),), thresholds=(0.3,))
+    (r,) = res.rows
+    # delta_neuron = 100: the first grid size passes, so check the clustered set via the sizes
+    assert r.n_after_clustering == 2 * H - len(COPIED_UNITS)
+    assert r.fs_passed and r.n_selected == grid_sizes(L * H, PIPELINE_SHARES)[0]
+    assert math.isnan(r.test) and math.isnan(r.oracle_test)
+
+
+def test_feature_selection_finds_the_planted_neurons(result):
+    sizes = grid_sizes(L * H, PIPELINE_SHARES)
+    for r in result.rows:
+        assert set(PLANTED) <= set(r.neurons)
+        assert r.fs_passed and r.n_selected in sizes and r.n_selected <= r.n_after_clustering
+        assert r.dev > r.cc_dev * (1 - r.delta_neuron / 100)
+        assert r.share_of_all == r.n_selected / (L * H)
+        assert np.isclose(r.share_of_oracle, r.test / r.oracle_test)
+        assert list(r.neurons) == sorted(r.neurons)
+
+
+def test_json_round_trip(result, tmp_path):
+    d = result.to_dict()
+    text = json.dumps(d)
+    back = PipelineResult.from_dict(json.loads(text))
+    assert back.to_dict() == d
+    assert back.rows == result.rows
+    assert back.train == result.train
+    path = tmp_path / "pipeline.json"
+    path.write_text(text)
+    assert load_result(path).to_dict() == d
+
+
+def test_table_markdown(result):
+    md = result.table_markdown()
+    assert "| Oracle |" in md
+    assert md.count("| none |") == 3 and md.count("| 0.3 |") == 3
+    assert "(3, 1)" in md
+
+
+def test_cli_writes_pipeline_json(stores, tmp_path, capsys):
+    from redundancy.cli._pipeline import add_parser
+
+    parser = argparse.ArgumentParser(prog="redundancy")
+    add_parser(parser.add_subparsers(dest="command"))
+    out = tmp_path / "out"
+    args = parser.parse_args(
+        [
+            "pipeline",
+            "--train",
+            str(stores / "train"),
+            "--dev",
+            str(stores / "dev"),
+            "--test",
+            str(stores / "test"),
+            "--out",
+            str(out),
+            "--grid",
+            "3,1",
+            "1,1",
+            "--thresholds",
+            "none,0.3",
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
+    )
+    assert args.func(args) == 0
+    res = load_result(out / "pipeline.json")
+    assert res.grid == ((3.0, 1.0), (1.0, 1.0)) and res.thresholds == (None, 0.3)
+    assert len(res.rows) == 4
+    assert (out / "pipeline.md").read_text() == res.table_markdown()
+    assert "| Oracle |" in capsys.readouterr().out
+
+
+def test_cli_rejects_bad_grid():
+    from redundancy.cli._pipeline import add_parser
+
+    parser = argparse.ArgumentParser(prog="redundancy")
+    add_parser(parser.add_subparsers(dest="command"))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["pipeline", "--train", "a", "--dev", "b", "--out", "c", "--grid", "3"])
