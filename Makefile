@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml requirements/constraints.txt Makefile
 
 # Main job on the embedded default (all-MiniLM-L6-v2): every layer on EWT POS dev (and its store summary),
 # train (first 150,000 words) and test; general redundancy on train, as the paper (layer CKA, correlation
-# clustering sweep); then the POS probes (oracle, per layer, incremental, minimal neuron set, controls).
+# clustering sweep); the POS probes (oracle, per layer, incremental, minimal neuron set, controls); then the
+# efficient-transfer pipeline (LayerSelector -> clustering -> feature selection) and its table.
 run: $(STAMP)
 	$(BIN)/redundancy extract --model all-MiniLM-L6-v2 --task pos --split dev --out $(OUT)/stores/pos-dev
 	$(BIN)/redundancy store info $(OUT)/stores/pos-dev
@@ -31,6 +32,8 @@ run: $(STAMP)
 	$(BIN)/redundancy general --store $(OUT)/stores/pos-train --out $(OUT)/general/pos-train
 	$(BIN)/redundancy probe --train $(OUT)/stores/pos-train --dev $(OUT)/stores/pos-dev \
 		--test $(OUT)/stores/pos-test --out $(OUT)/probe/pos --threads 1
+	$(BIN)/redundancy pipeline --train $(OUT)/stores/pos-train --dev $(OUT)/stores/pos-dev \
+		--test $(OUT)/stores/pos-test --out $(OUT)/pipeline/pos
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
