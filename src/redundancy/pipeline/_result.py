@@ -212,10 +212,12 @@ class PipelineResult:
                     f"| {r.n_selected}{'' if r.fs_passed else '*'} | {100 * r.share_of_all:.2f} "
                     f"| {_pct(r.test)} | {_pct(r.share_of_oracle)} |"
                 )
-        lines += [
-            "",
-            "\\* no layer (or no size) passed its tolerance: the last layer (or all clustered neurons) kept.",
-        ]
+        if any(not (r.layer_passed and r.fs_passed) for r in self.rows):
+            lines += [
+                "",
+                "\\* no layer (or no size) passed its tolerance: "
+                "the last layer (or all clustered neurons) kept.",
+            ]
         return "\n".join(lines) + "\n"
 
 
