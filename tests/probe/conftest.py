@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from probe_synthetic import TAGS, planted, write_store
+from synthetic import TAGS, planted, write_store
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from probe_synthetic import planted, write_store
+from synthetic import planted, write_store
 
 from redundancy.cli._probe import add_parser
 from redundancy.probe import (

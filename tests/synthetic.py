@@ -1,4 +1,4 @@
-"""Synthetic activations with a planted linear rule, and a store writer for them (test helpers)."""
+"""Synthetic activations with a planted linear rule, and a store writer (probe and pipeline tests)."""
 
 from __future__ import annotations
 
