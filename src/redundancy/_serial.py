@@ -1,9 +1,13 @@
-"""Shared helper for the stage results' ``from_dict``: strict field checks."""
+"""Shared helpers for the stage results' ``to_dict`` / ``from_dict``: plain JSON values, NaN as null,
+strict field checks."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
+
+import numpy as np
 
 
 def check_fields(cls: type, d: Any, what: str | None = None) -> dict[str, Any]:
@@ -26,3 +30,29 @@ def check_fields(cls: type, d: Any, what: str | None = None) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{what} is missing keys {missing}")
     return dict(d)
+
+
+def json_ready(obj: Any) -> Any:
+    """Dataclasses, tuples, numpy scalars/arrays -> JSON-ready Python values (NaN -> None).
+
+    A nested dataclass with its own ``to_dict`` is asked for it; other dataclasses are walked field by field.
+    """
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        if hasattr(obj, "to_dict"):
+            return obj.to_dict()
+        return {f.name: json_ready(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, np.integer | np.bool_):
+        return obj.item()
+    if isinstance(obj, float | np.floating):
+        x = float(obj)
+        return None if math.isnan(x) else x
+    return obj
+
+
+def nan_if_none(x: float | None) -> float:
+    """JSON null -> NaN (the inverse of :func:`json_ready` for a score)."""
+    return math.nan if x is None else float(x)

@@ -6,17 +6,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .._serial import json_ready, nan_if_none
 from ..probe import SplitInfo
-
-
-def _num(x: float | None) -> float | None:
-    """JSON value of a score: NaN -> None."""
-    return None if x is None or math.isnan(float(x)) else float(x)
-
-
-def _nan(x: float | None) -> float:
-    return float("nan") if x is None else float(x)
-
 
 _FLOAT_FIELDS = (
     "oracle_dev",
@@ -80,7 +71,7 @@ class PipelineRow:
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name in _FLOAT_FIELDS:
-                v = _num(v)
+                v = json_ready(v)
             elif f.name in ("neurons", "clustered_neurons"):
                 v = [int(i) for i in v]
             d[f.name] = v
@@ -90,7 +81,7 @@ class PipelineRow:
     def from_dict(cls, d: dict[str, Any]) -> PipelineRow:
         kw = {f.name: d[f.name] for f in fields(cls)}
         for name in _FLOAT_FIELDS:
-            kw[name] = _nan(kw[name])
+            kw[name] = nan_if_none(kw[name])
         kw["neurons"] = tuple(int(i) for i in kw["neurons"])
         kw["clustered_neurons"] = tuple(int(i) for i in kw["clustered_neurons"])
         if kw["threshold"] is not None:
@@ -167,7 +158,7 @@ class PipelineResult:
             elif f.name in ("thresholds", "shares"):
                 v = list(v)
             elif f.name in ("incremental_dev", "incremental_test"):
-                v = [_num(x) for x in v]
+                v = [json_ready(x) for x in v]
             elif f.name in ("probe_params", "timings", "versions"):
                 v = dict(v)
             d[f.name] = v
@@ -182,8 +173,8 @@ class PipelineResult:
         kw["grid"] = tuple((float(a), float(b)) for a, b in kw["grid"])
         kw["thresholds"] = tuple(None if t is None else float(t) for t in kw["thresholds"])
         kw["shares"] = tuple(float(s) for s in kw["shares"])
-        kw["incremental_dev"] = tuple(_nan(x) for x in kw["incremental_dev"])
-        kw["incremental_test"] = tuple(_nan(x) for x in kw["incremental_test"])
+        kw["incremental_dev"] = tuple(nan_if_none(x) for x in kw["incremental_dev"])
+        kw["incremental_test"] = tuple(nan_if_none(x) for x in kw["incremental_test"])
         return cls(**kw)
 
     def table_markdown(self) -> str:

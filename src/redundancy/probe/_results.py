@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-import numpy as np
-
+from .._serial import json_ready, nan_if_none
 from ._data import SplitInfo
-
-
-def _plain(obj: Any) -> Any:
-    """Dataclasses, tuples, numpy scalars/arrays -> JSON-ready Python values (NaN -> None)."""
-    if is_dataclass(obj) and not isinstance(obj, type):
-        if hasattr(obj, "to_dict") and not isinstance(obj, _Record):
-            return obj.to_dict()
-        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | np.ndarray):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.integer | np.bool_):
-        return obj.item()
-    if isinstance(obj, float | np.floating):
-        x = float(obj)
-        return None if math.isnan(x) else x
-    return obj
 
 
 def _tuples(obj: Any) -> Any:
@@ -42,7 +22,7 @@ class _Record:
     _nested: ClassVar[dict[str, type]] = {}
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+        return {f.name: json_ready(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
@@ -63,10 +43,6 @@ class _Record:
             else:
                 kwargs[f.name] = v
         return cls(**kwargs)
-
-
-def _nan(x: float | None) -> float:
-    return float("nan") if x is None else float(x)
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,11 +78,11 @@ class ProbeResult(_Record):
 
     @property
     def dev_score(self) -> float:
-        return _nan(self.dev.get(self.metric))
+        return nan_if_none(self.dev.get(self.metric))
 
     @property
     def test_score(self) -> float:
-        return float("nan") if self.test is None else _nan(self.test.get(self.metric))
+        return float("nan") if self.test is None else nan_if_none(self.test.get(self.metric))
 
 
 @dataclass(frozen=True, eq=False)
@@ -311,4 +287,4 @@ class TaskRedundancyResult(_Record):
                     "test_mean": s.test_mean,
                     "test_sd": s.test_sd,
                 }
-        return _plain(out)
+        return json_ready(out)
