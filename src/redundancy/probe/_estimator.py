@@ -56,6 +56,12 @@ _CONSTRAINTS: dict[str, Callable[[Any], bool]] = {
 }
 
 
+def _minibatch_options(settings: dict) -> dict:
+    """The resolved settings that the minibatch solver takes, for one probe or a family alike."""
+    keys = ("l1", "l2", "standardize", "batch_size", "max_epochs", "min_steps", "early_stopping", "patience")
+    return {k: settings[k] for k in keys} | {"seed": settings["random_state"]}
+
+
 class ElasticNetProbe(BaseEstimator):
     """Linear probe (multinomial logistic or linear regression) with an elastic-net penalty.
 
@@ -242,6 +248,12 @@ class ElasticNetProbe(BaseEstimator):
         out = np.where(known, idx, len(self.classes_)).astype(np.int64)
         return out
 
+    def _weights(self, y_enc: np.ndarray, sample_weight, regression: bool) -> np.ndarray | None:
+        """Per-item weights: sample times class weights (classes); sample weights alone (regression)."""
+        if regression:
+            return None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        return self._sample_weight(y_enc, sample_weight)
+
     def _sample_weight(self, y_enc: np.ndarray, sample_weight) -> np.ndarray | None:
         cw = self._class_weight_vector(y_enc)
         if cw is None and sample_weight is None:
@@ -298,11 +310,7 @@ class ElasticNetProbe(BaseEstimator):
         X, y_enc, X_dev, y_dev_enc, regression = self._prepare(X, y, X_dev, y_dev)
         settings = self.resolved_settings(X.shape[0], X.shape[1])
         K = 1 if regression else len(self.classes_)
-        sw = (
-            self._sample_weight(y_enc, sample_weight)
-            if not regression
-            else (None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64))
-        )
+        sw = self._weights(y_enc, sample_weight, regression)
         if settings["solver"] == "paper":
             self._fit_paper(
                 _paper.memory_batches(X, y_enc, settings["batch_size"]),
@@ -338,19 +346,11 @@ class ElasticNetProbe(BaseEstimator):
                 [[(0, X.shape[1])]],
                 n_outputs=K,
                 regression=regression,
-                l1=settings["l1"],
-                l2=settings["l2"],
-                standardize=settings["standardize"],
                 lr=settings["lr"],
-                batch_size=settings["batch_size"],
-                max_epochs=settings["max_epochs"],
-                min_steps=settings["min_steps"],
                 sample_weight=sw,
                 X_dev=X_dev,
                 y_dev=y_dev_enc,
-                early_stopping=settings["early_stopping"],
-                patience=settings["patience"],
-                seed=settings["random_state"],
+                **_minibatch_options(settings),
             )
             self._set_from_output(out, X.shape[1])
         self.solver_settings_ = settings
@@ -509,7 +509,7 @@ def fit_probe_family(
     template = clone(probe)
     X, y_enc, X_dev, y_dev_enc, regression = template._prepare(X, y, X_dev, y_dev)
     K = 1 if regression else len(template.classes_)
-    sw = template._sample_weight(y_enc, sample_weight) if not regression else sample_weight
+    sw = template._weights(y_enc, sample_weight, regression)
     lrs = [probe.resolved_settings(X.shape[0], c.size)["lr"] for c in cols]
     outs = _fast.fit_family_minibatch(
         X,
@@ -517,20 +517,12 @@ def fit_probe_family(
         sets,
         n_outputs=K,
         regression=regression,
-        l1=settings["l1"],
-        l2=settings["l2"],
-        standardize=settings["standardize"],
         lr=lrs,
-        batch_size=settings["batch_size"],
-        max_epochs=settings["max_epochs"],
-        min_steps=settings["min_steps"],
         sample_weight=sw,
         X_dev=X_dev,
         y_dev=y_dev_enc,
-        early_stopping=settings["early_stopping"],
-        patience=settings["patience"],
-        seed=settings["random_state"],
         progress=progress,
+        **_minibatch_options(settings),
     )
     seconds = time.perf_counter() - t0
     fitted = []
