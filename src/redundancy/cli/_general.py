@@ -6,7 +6,8 @@ import argparse
 import json
 import logging
 import re
-from contextlib import contextmanager
+
+from ._progress import bar
 
 logger = logging.getLogger("redundancy.cli")
 
@@ -52,22 +53,13 @@ def _compact_json(obj) -> str:
     return inner.sub(lambda m: "[" + re.sub(r"\s*\n\s*", " ", m.group(1)) + "]", text)
 
 
-@contextmanager
-def _bar(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    with logging_redirect_tqdm(), tqdm(total=total, unit="item", unit_scale=True, desc=desc,
-                                       disable=not enabled, dynamic_ncols=True) as bar:
-        yield bar
-
-
 def _cmd_general(args: argparse.Namespace) -> int:
     from ..general import run_general
     from ..store import ActivationStore
 
     store = ActivationStore.open(args.store)
-    with _bar(store.n_items, f"{store.manifest.task}/{store.manifest.split}", not args.no_progress) as bar:
+    desc = f"{store.manifest.task}/{store.manifest.split}"
+    with bar(store.n_items, "item", desc, not args.no_progress, unit_scale=True) as progress:
         result = run_general(
             store,
             args.out,
@@ -79,7 +71,7 @@ def _cmd_general(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             save_correlation=args.save_correlation,
             figures=not args.no_figures,
-            progress=bar,
+            progress=progress,
         )
     print(_compact_json(result.summary()))
     return 0
@@ -95,19 +87,31 @@ def add_parser(subparsers) -> None:
     g.add_argument("--store", required=True, help="activation store folder (from `redundancy extract`)")
     g.add_argument("--out", required=True, help="output folder for general.json, linkage.npy and figures")
     sweep = g.add_mutually_exclusive_group()
-    sweep.add_argument("--thresholds", type=_thresholds,
-                       help="distance thresholds to cut at, comma-separated (e.g. 0.1,0.2,0.3)")
-    sweep.add_argument("--step", type=_step, default=0.05,
-                       help="sweep 0.0, step, ..., 1.0 (default 0.05)")
-    g.add_argument("--report-threshold", type=float, default=0.3,
-                   help="headline threshold, added to the sweep if missing (default 0.3, as the paper)")
-    g.add_argument("--representative", choices=["random", "central"], default="random",
-                   help="neuron kept per cluster: random (the paper) or the most central member "
-                        "(default random)")
+    sweep.add_argument(
+        "--thresholds",
+        type=_thresholds,
+        help="distance thresholds to cut at, comma-separated (e.g. 0.1,0.2,0.3)",
+    )
+    sweep.add_argument("--step", type=_step, default=0.05, help="sweep 0.0, step, ..., 1.0 (default 0.05)")
+    g.add_argument(
+        "--report-threshold",
+        type=float,
+        default=0.3,
+        help="headline threshold, added to the sweep if missing (default 0.3, as the paper)",
+    )
+    g.add_argument(
+        "--representative",
+        choices=["random", "central"],
+        default="random",
+        help="neuron kept per cluster: random (the paper) or the most central member (default random)",
+    )
     g.add_argument("--seed", type=int, default=0, help="seed of the random representative picks (default 0)")
     g.add_argument("--batch-size", type=_positive, default=4096, help="items read per batch (default 4096)")
-    g.add_argument("--save-correlation", action="store_true",
-                   help="also save the N x N correlation matrix as correlation.npy (float32)")
+    g.add_argument(
+        "--save-correlation",
+        action="store_true",
+        help="also save the N x N correlation matrix as correlation.npy (float32)",
+    )
     g.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.set_defaults(func=_cmd_general)

@@ -6,8 +6,9 @@ import argparse
 import json
 import logging
 import sys
-from contextlib import contextmanager
 from pathlib import Path
+
+from ._progress import bar
 
 logger = logging.getLogger("redundancy.cli")
 
@@ -24,19 +25,6 @@ def _setup_logging(verbosity: int) -> None:
         hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover
         pass
-
-
-@contextmanager
-def _bar(total: int, unit: str, desc: str, enabled: bool = True):
-    """A tqdm bar (items/s and ETA) whose log lines do not break it."""
-    from tqdm.auto import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    with (
-        logging_redirect_tqdm(),
-        tqdm(total=total, unit=unit, desc=desc, disable=not enabled, dynamic_ncols=True) as bar,
-    ):
-        yield bar
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
@@ -69,8 +57,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         else Path("runs") / default_store_name(lm.name, data.spec.name, data.split, agg)
     )
     unit = "word" if data.spec.level == "token" else "ex"
-    with _bar(data.n_items, unit, f"{data.spec.name}/{data.split}", not args.no_progress) as bar:
-        result = extract(data, lm, out, config, overwrite=args.overwrite, progress=bar)
+    with bar(data.n_items, unit, f"{data.spec.name}/{data.split}", not args.no_progress) as progress:
+        result = extract(data, lm, out, config, overwrite=args.overwrite, progress=progress)
     if result.chunks_computed == 0:
         logger.info("store %s was already complete; nothing to do", out)
     print(json.dumps(result.to_dict(), indent=2))

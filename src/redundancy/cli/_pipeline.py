@@ -100,14 +100,14 @@ def run(args: argparse.Namespace) -> int:
 
     from ..pipeline import run_pipeline
     from ..probe import ElasticNetProbe
-    from ._probe import _Bars
+    from ._progress import StageBars
 
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     probe = ElasticNetProbe(l1=args.l1, l2=args.l2, solver=args.solver, random_state=args.seed)
-    bars = _Bars(not args.no_progress)
+    bars = StageBars(not args.no_progress)
     try:
         with logging_redirect_tqdm():
             result = run_pipeline(

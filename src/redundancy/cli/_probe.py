@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ._progress import StageBars
+
 logger = logging.getLogger("redundancy.cli")
 
 DESCRIPTION = """\
@@ -94,31 +96,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-class _Bars:
-    """One tqdm bar per stage of the analysis (stages arrive as ``progress(stage, done, total)``)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.bar = None
-        self.stage = None
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        from tqdm.auto import tqdm
-
-        if stage != self.stage or self.bar is None or done < self.bar.n:
-            self.close()
-            self.bar = tqdm(total=total, desc=stage, unit="step", dynamic_ncols=True, leave=False)
-            self.stage = stage
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def run(args: argparse.Namespace) -> int:
     """Handler of ``redundancy probe``."""
     import torch
@@ -141,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         class_weight=args.class_weight,
         random_state=args.seed,
     )
-    bars = _Bars(not args.no_progress)
+    bars = StageBars(not args.no_progress)
     try:
         with logging_redirect_tqdm():
             result = run_task_redundancy(
