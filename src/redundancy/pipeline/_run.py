@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,6 +22,7 @@ from ..probe import (
     load_probe_task,
     train_neuron_sets,
 )
+from ..probe._experiments import Progress
 from ..select import (
     PIPELINE_SHARES,
     LayerSelector,
@@ -35,8 +36,6 @@ from ._result import PipelineResult, PipelineRow
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``, as in :mod:`redundancy.probe`."""
 
 DEFAULT_GRID: tuple[tuple[float, float], ...] = ((3.0, 1.0), (2.0, 1.0), (1.0, 1.0))
 DEFAULT_THRESHOLDS: tuple[float | None, ...] = (None, 0.3)
