@@ -7,9 +7,16 @@ OUT    ?= runs/default
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test bench clean
+.PHONY: setup browser run test bench clean
 
 setup: $(STAMP)
+
+# Debian's Chromium, for the test that renders report.html (skipped without it, unless
+# REDUNDANCY_REQUIRE_CHROMIUM=1 as in CI). Needs root; elsewhere install it yourself.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
+		|| echo "warning: could not install chromium; the report's browser test will be skipped"
 
 # torch first, from the CPU wheel; otherwise pip resolves a multi-GB CUDA build.
 $(STAMP): pyproject.toml requirements/constraints.txt Makefile
@@ -35,7 +42,7 @@ run: $(STAMP)
 	$(BIN)/redundancy pipeline --train $(OUT)/stores/pos-train --dev $(OUT)/stores/pos-dev \
 		--test $(OUT)/stores/pos-test --out $(OUT)/pipeline/pos
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 # Benchmarks print ratios measured in one run; the probe bench reuses the main job's stores (~10 min).

@@ -192,10 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     from ._general import add_parser as add_general
     from ._pipeline import add_parser as add_pipeline
     from ._probe import add_parser as add_probe
+    from ._report import add_parser as add_report
+    from ._run import add_parser as add_run
 
     add_general(sub)
     add_probe(sub)
     add_pipeline(sub)
+    add_run(sub)
+    add_report(sub)
     return p
 
 

@@ -5,8 +5,17 @@
 >>> extract(load_task("pos", "dev"), "all-MiniLM-L6-v2", "runs/pos-dev")  # doctest: +SKIP
 """
 
-from ._extract import ExtractConfig, ExtractResult, extract, plan, pool
-from ._models import SHIPPED, LoadedModel, ModelError, ResolvedModel, cache_dir, load_model, resolve_model
+from ._extract import ExtractConfig, ExtractResult, extract, items_sha256, plan, pool
+from ._models import (
+    SHIPPED,
+    LoadedModel,
+    ModelError,
+    ResolvedModel,
+    cache_dir,
+    load_model,
+    resolve_model,
+    weights_hash,
+)
 from ._plan import SENTENCE_AGGREGATIONS, TOKEN_AGGREGATIONS, PlanStats, Segment, plan_windows
 from ._versions import package_versions
 
@@ -23,10 +32,12 @@ __all__ = [
     "Segment",
     "cache_dir",
     "extract",
+    "items_sha256",
     "load_model",
     "package_versions",
     "plan",
     "plan_windows",
     "pool",
     "resolve_model",
+    "weights_hash",
 ]

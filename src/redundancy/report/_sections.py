@@ -1,0 +1,420 @@
+"""The blocks of each part of a task's section (general, probes, pipeline, compact) and of the provenance."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+from .._serial import json_ready
+from ..general import GeneralResult
+from ..pipeline import PipelineResult
+from ..probe import TaskRedundancyResult, plot_layers, plot_sizes
+from ._blocks import (
+    NOT_RUN,
+    Block,
+    Code,
+    Figure,
+    Heading,
+    Markdown,
+    Paragraph,
+    Table,
+    missing,
+    num,
+    score,
+    share,
+    short,
+    size,
+    slug,
+)
+from ._figures import plot_pipeline, render_png
+from ._inputs import FILES, Report, TaskSection
+
+logger = logging.getLogger(__name__)
+
+
+def _cka(x: float) -> str:
+    return "–" if missing(x) else f"{x:.2f}"
+
+
+class FigureMaker:
+    """Renders figures into blocks; a figure that fails to draw becomes a note, not a crash."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __call__(
+        self,
+        task: str,
+        key: str,
+        plot: Callable[[Any, Any], Any],
+        result: Any,
+        alt: str,
+        caption: str,
+        wide: bool = False,
+    ) -> list[Block]:
+        if not self.enabled:
+            return []
+        name = f"{slug(task)}-{key}"
+        try:
+            png = render_png(plot, result)
+        except Exception as err:  # a figure must not sink the whole report
+            logger.warning("figure %s could not be drawn: %s", name, err, exc_info=True)
+            return [Paragraph(f"Figure {name} could not be drawn ({type(err).__name__}: {err}).", note=True)]
+        return [
+            Figure(anchor=f"fig-{name}", file=f"{name}.png", alt=alt, caption=caption, png=png, wide=wide)
+        ]
+
+
+def not_run(task: str, stage: str) -> Paragraph:
+    return Paragraph(
+        f"{stage.capitalize()}: {NOT_RUN} (no {stage}/{task}/{FILES[stage]} in the run folder).", True
+    )
+
+
+def general_blocks(task: str, g: GeneralResult, fig: FigureMaker) -> list[Block]:
+    from ..general._plots import plot_cka, plot_spans, plot_threshold
+    from ..general._plots import plot_layers as plot_general_layers
+
+    p = g.at()
+    blocks: list[Block] = [
+        Paragraph(
+            f"{g.model} · {g.task}/{g.split} store ({g.aggregation} aggregation): {g.n_items:,} items, "
+            f"{g.n_layers} layers × {g.hidden} = {g.n_neurons:,} neurons (layer 0 = embeddings)."
+        ),
+        Paragraph(
+            f"At t = {p.threshold:g} (distance 1 − |r|, average linkage), {share(p.redundant_share)}% of the "
+            f"neurons are redundant: {p.n_clusters:,} clusters keep one neuron each ({g.representative} "
+            f"member); the largest cluster holds {p.largest_cluster:,} neurons. "
+            f"Zero-variance neurons: {len(g.zero_variance):,}."
+        ),
+    ]
+    blocks += fig(
+        task,
+        "cka",
+        plot_cka,
+        g,
+        f"Linear and debiased CKA between the {g.n_layers} layers of {g.model}",
+        "Linear (left) and debiased (right) CKA between every pair of layers.",
+        wide=True,
+    )
+    blocks += fig(
+        task,
+        "redundancy-threshold",
+        plot_threshold,
+        g,
+        "Share of redundant neurons against the clustering threshold",
+        f"Redundant neurons against the distance threshold; t = {g.report_threshold:g} marked.",
+    )
+    blocks += fig(
+        task,
+        "redundancy-layers",
+        plot_general_layers,
+        g,
+        "Share of redundant neurons per layer",
+        "Redundant share per layer, one line per threshold.",
+    )
+    blocks += fig(
+        task,
+        "cluster-spans",
+        plot_spans,
+        g,
+        "Histogram of how many layers a cluster spans",
+        "Clusters by the number of layers they span.",
+    )
+    layers = range(g.n_layers)
+    for variant in ("linear", "debiased"):
+        m = g.cka.as_array(variant)
+        blocks.append(
+            Table(
+                header=("layer", *(str(b) for b in layers)),
+                rows=tuple((str(a), *(_cka(m[a, b]) for b in layers)) for a in layers),
+                caption=f"{variant.capitalize()} CKA between layers ({g.cka.n_items:,} items).",
+            )
+        )
+    shown = sorted(
+        {t for t in g.thresholds if any(math.isclose(t, q, abs_tol=1e-9) for q in (0.1, 0.2, 0.5))}
+        | {g.report_threshold}
+    )
+    blocks.append(
+        Table(
+            header=("layer", "neurons", *(f"redundant % at t = {t:g}" for t in shown)),
+            rows=tuple(
+                (str(a), num(g.hidden), *(share(g.at(t).redundant_share_by_layer[a]) for t in shown))
+                for a in layers
+            ),
+            caption="Redundant share per layer: 1 − kept / neurons of the layer "
+            "(kept = cluster representatives).",
+        )
+    )
+    blocks.append(
+        Table(
+            header=("threshold t", "clusters", "redundant %", "largest cluster"),
+            rows=tuple(
+                (f"{q.threshold:g}", num(q.n_clusters), share(q.redundant_share), num(q.largest_cluster))
+                for q in g.sweep
+            ),
+            caption=f"Correlation clustering of all {g.n_neurons:,} neurons, cut at each threshold.",
+        )
+    )
+    return blocks
+
+
+def probe_blocks(task: str, p: TaskRedundancyResult, fig: FigureMaker) -> list[Block]:
+    split = "test" if p.test is not None else "dev"
+    o = p.oracle
+    blocks: list[Block] = [
+        Paragraph(
+            f"Linear probes ({p.solver} solver) on {p.model}, {p.metric} in %; selection on dev, "
+            f"{split} reported. Oracle (all {p.n_neurons:,} neurons): dev {score(o.dev_score)}, "
+            f"test {score(o.test_score)}."
+        )
+    ]
+    blocks += fig(
+        task,
+        "probe-layers",
+        plot_layers,
+        p,
+        f"{p.metric} of one-layer and incremental probes per layer",
+        "One-layer probes and incremental probes (layers 0..l) against the oracle.",
+    )
+    blocks += fig(
+        task,
+        "probe-sizes",
+        plot_sizes,
+        p,
+        f"{p.metric} against the number of neurons kept",
+        "Top-ranked, random and bottom-ranked neurons at each k; the minimal set marked.",
+    )
+    rows = []
+    for i, (one, inc) in enumerate(zip(p.layerwise, p.incremental, strict=False)):
+        rows.append(
+            (str(i), score(one.dev_score), score(one.test_score), score(inc.dev_score), score(inc.test_score))
+        )
+    rows.append((f"oracle ({p.n_neurons:,})", score(o.dev_score), score(o.test_score), "", ""))
+    blocks.append(
+        Table(
+            header=("layer l", "layer l: dev", "layer l: test", "layers 0..l: dev", "layers 0..l: test"),
+            rows=tuple(rows),
+            caption=f"Layer-wise and incremental probes ({p.metric} in %).",
+        )
+    )
+    m = p.minimal
+    status = "" if m.found else " No size passed: the set is all neurons."
+    if not m.complete:
+        status += " The search stopped at its time budget."
+    blocks.append(
+        Paragraph(
+            f"Minimal neuron set (δ = {m.delta:g}%, dev above {score(m.target)}, "
+            f"ranking {m.ranking_method}): "
+            f"{m.k:,} neurons ({share(m.share)}% of {p.n_neurons:,}), dev {score(m.result.dev_score)}, "
+            f"test {score(m.result.test_score)}.{status}"
+        )
+    )
+    c = p.controls
+    if c is None:
+        blocks.append(Paragraph(f"Controls: {NOT_RUN}.", True))
+        return blocks
+    mean, sd = f"{split}_mean", f"{split}_sd"
+    top, rnd, bot = (getattr(c.top, mean), getattr(c.random, mean), getattr(c.bottom, mean))
+    rnd_sd = getattr(c.random, sd)
+    rows = []
+    for i, k in enumerate(c.sizes):
+        label = f"{k:,}" + (" (minimal set)" if k == m.k else "")
+        spread = "" if rnd_sd is None or missing(rnd_sd[i]) else f" ± {100 * rnd_sd[i]:.2f}"
+        rows.append((label, share(k / p.n_neurons), score(top[i]), score(rnd[i]) + spread, score(bot[i])))
+    blocks.append(
+        Table(
+            header=("k", "% of all", "top-ranked", f"random ({len(c.random.seeds)} draws)", "bottom-ranked"),
+            rows=tuple(rows),
+            caption=f"Controls at the same k ({split} {p.metric} in %): the ranking's first k, "
+            "k random neurons (mean ± sd), the ranking's last k.",
+        )
+    )
+    s = c.probe_seeds
+    if s is not None:
+        test = "" if s.test_mean is None else f", test {score(s.test_mean)} ± {100 * (s.test_sd or 0):.2f}"
+        blocks.append(
+            Paragraph(
+                f"Oracle over probe seeds {', '.join(str(x) for x in s.seeds)}: "
+                f"dev {score(s.dev_mean)} ± {100 * s.dev_sd:.2f}{test}."
+            )
+        )
+    return blocks
+
+
+def pipeline_blocks(task: str, q: PipelineResult, fig: FigureMaker) -> list[Block]:
+    blocks: list[Block] = [Markdown(q.table_markdown())]
+    inc = ", ".join(
+        f"{i}: {score(d)} / {score(t)}"
+        for i, (d, t) in enumerate(zip(q.incremental_dev, q.incremental_test, strict=False))
+    )
+    blocks.append(Paragraph(f"Incremental probes on layers 0..l, dev / test {q.metric} in %: {inc}."))
+    blocks += fig(
+        task,
+        "pipeline",
+        plot_pipeline,
+        q,
+        "Neurons kept by each pipeline row, with its share of the oracle",
+        "Neurons kept by each row (log scale) and its test score as a share of the oracle's.",
+    )
+    return blocks
+
+
+def compact_blocks(section: TaskSection, c: dict[str, Any]) -> list[Block]:
+    sel = c.get("selected_layer")
+    neurons = c.get("neurons")
+    full_layers = section.n_layers
+    n_full = c.get("n_neurons_full")
+    if n_full is None and full_layers is not None and section.pipeline is not None:
+        n_full = section.pipeline.n_neurons
+    small, big = c.get("size_bytes"), c.get("full_model_bytes")
+    ratio = f" ({100 * small / big:.1f}% of the full model)" if small and big else ""
+    oracle_dev = oracle_test = None
+    if section.pipeline is not None:
+        oracle_dev, oracle_test = section.pipeline.oracle_dev, section.pipeline.oracle_test
+    elif section.probe is not None:
+        oracle_dev, oracle_test = section.probe.oracle.dev_score, section.probe.oracle.test_score
+    rows = [
+        ("size on disk", size(small), size(big)),
+        (
+            "layers (0 = embeddings)",
+            "–" if sel is None else f"{int(sel) + 1} (0..{int(sel)})",
+            num(full_layers),
+        ),
+        ("neurons", "–" if neurons is None else num(len(neurons)), num(n_full)),
+        ("dev (probe)", score(c.get("dev")), score(oracle_dev) + " (oracle)"),
+        ("test (probe)", score(c.get("test")), score(oracle_test) + " (oracle)"),
+    ]
+    setting = (
+        f"δ = ({short(c.get('delta_layer'))}, {short(c.get('delta_neuron'))}), t = "
+        f"{'none' if c.get('threshold') is None else short(c.get('threshold'))}"
+    )
+    return [
+        Paragraph(
+            f"The compact model ({c.get('model', section.model)}, truncated after layer {sel} with the small "
+            f"probe on its kept neurons; {setting}): {size(small)} on disk{ratio}."
+        ),
+        Table(
+            header=("", "compact", "full model"),
+            rows=tuple(rows),
+            caption="Compact model beside the full model.",
+        ),
+    ]
+
+
+def _versions_table(prov: dict[str, Any]) -> Table:
+    sources: dict[str, dict[str, list[str]]] = {}
+    for where, versions in [
+        ("report", prov.get("versions") or {}),
+        *(prov.get("stage_versions") or {}).items(),
+    ]:
+        for pkg, v in (versions or {}).items():
+            sources.setdefault(str(pkg), {}).setdefault(str(v), []).append(where)
+    rows = []
+    for pkg in sorted(sources):
+        seen = "; ".join(f"{v} ({', '.join(w)})" for v, w in sources[pkg].items())
+        rows.append((pkg, seen))
+    return Table(
+        header=("package", "version (where)"), rows=tuple(rows), caption="Package versions.", numeric=False
+    )
+
+
+def provenance_blocks(report: Report) -> list[Block]:
+    prov = report.provenance
+    blocks: list[Block] = [
+        Heading(2, "Provenance", "provenance"),
+        Paragraph(
+            f"Report created {prov.get('created', '–')} from the run folder {prov.get('run_dir', '–')}; "
+            f"redundancy {(prov.get('versions') or {}).get('redundancy', '–')}."
+        ),
+    ]
+    models = prov.get("models") or []
+    if models:
+        blocks.append(
+            Table(
+                header=("model", "weights SHA-256", "recorded by"),
+                rows=tuple(
+                    (
+                        str(m.get("model")),
+                        str(m.get("weights_sha256") or "–"),
+                        ", ".join(m.get("sources") or ()),
+                    )
+                    for m in models
+                ),
+                caption="Models and the hash of their weight files.",
+                numeric=False,
+                mono=(1,),
+            )
+        )
+    stores = prov.get("stores") or []
+    if stores:
+        rows = []
+        for s in stores:
+            data = s.get("data_files") or {}
+            rows.append(
+                (
+                    str(s.get("name")),
+                    num(s.get("n_items")),
+                    str(s.get("plan_hash") or "–"),
+                    "; ".join(f"{k}: {v}" for k, v in data.items()) or "–",
+                    "yes" if s.get("complete") else "no",
+                )
+            )
+        blocks.append(
+            Table(
+                header=("store", "items", "plan hash", "data file SHA-256", "complete"),
+                rows=tuple(rows),
+                caption="Activation stores (RUN/stores): the plan hash identifies how each was made.",
+                numeric=False,
+                mono=(2, 3),
+            )
+        )
+    inputs = prov.get("inputs") or []
+    if inputs:
+        blocks.append(
+            Table(
+                header=("task", "stage", "split", "store plan hash", "store"),
+                rows=tuple(
+                    (
+                        str(i.get("task")),
+                        str(i.get("stage")),
+                        str(i.get("split")),
+                        str(i.get("plan_hash")),
+                        str(i.get("store")),
+                    )
+                    for i in inputs
+                ),
+                caption="What each stage read: compare the plan hashes with the stores above.",
+                numeric=False,
+                mono=(3, 4),
+            )
+        )
+    seeds = prov.get("seeds") or []
+    if seeds:
+        blocks.append(
+            Table(
+                header=("task", "stage", "seed", "value"),
+                rows=tuple(
+                    (
+                        "–" if s.get("task") is None else str(s["task"]),
+                        str(s.get("stage")),
+                        str(s.get("name")),
+                        str(s.get("value")),
+                    )
+                    for s in seeds
+                ),
+                caption="Seeds.",
+                numeric=False,
+            )
+        )
+    blocks.append(_versions_table(prov))
+    job = prov.get("job")
+    blocks.append(Heading(3, "Job record", "job"))
+    if job is None:
+        blocks.append(Paragraph("No job.json in the run folder.", True))
+    else:
+        blocks.append(Code(json.dumps(json_ready(job), indent=2, sort_keys=False), "json"))
+    return blocks

@@ -1,0 +1,143 @@
+"""``redundancy run``: config checks, and the stage cache on a tiny model over a little real data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from redundancy.cli import main
+from redundancy.data import DataDirError, resolve_data_dir
+from redundancy.job import ConfigError, JobConfig, load_config, run_job
+from redundancy.store import StoreError
+
+STAGES = ["extract", "general", "probe", "pipeline"]
+
+
+def _config(tmp_path: Path, model: Path, **extra) -> str:
+    lines = [
+        f'model = "{model}"',
+        'tasks = ["sem"]',
+        f"stages = {json.dumps(extra.pop('stages', STAGES))}",
+        f'out = "{tmp_path / "run"}"',
+        "threads = 1",
+        "[extract]",
+        "max_items = 40",
+        "[general]",
+        "step = 0.25",
+        "[probe]",
+        f"l1 = {extra.pop('l1', 1e-5)}",
+        "seeds = 0",
+        "random_draws = 1",
+    ]
+    path = tmp_path / "job.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def data_dir():
+    try:
+        return resolve_data_dir()
+    except DataDirError as exc:  # pragma: no cover - CI has ../shared/data
+        pytest.skip(f"real task data not available: {exc}")
+
+
+def _statuses(run: Path) -> dict[str, str]:
+    job = json.loads((run / "job.json").read_text())
+    return {f"{s['task']}/{s['stage']}": s["status"] for s in job["stages"]}
+
+
+def test_default_config_reads():
+    c = load_config(Path(__file__).parents[2] / "examples" / "default.toml")
+    assert c.tasks == ("pos", "chunking", "sem", "ccg")
+    assert c.pipeline.thresholds == (None, 0.3)
+    assert c.pipeline.grid == ((3.0, 1.0), (2.0, 1.0), (1.0, 1.0))
+    assert JobConfig.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('tasks = ["pos"]\nmodle = "x"\n', "unknown key(s) ['modle']"),
+        ('tasks = ["nope"]\n', "unknown task(s) ['nope']"),
+        ('tasks = ["pos"]\n[probe]\nl1 = "big"\n', "probe.l1: expected a finite number"),
+        ('tasks = ["pos"]\n[extract]\nbatch_size = 0\n', "extract.batch_size: must be >= 1"),
+        ('tasks = ["pos"]\n[pipeline]\nthresholds = [-1]\n', "pipeline.thresholds[0]"),
+        ('tasks = ["pos"]\n[pipeline]\ngrid = [[3]]\n', "pipeline.grid[0]"),
+        ('tasks = ["pos"]\nstages = ["extract", "dance"]\n', "unknown stage(s) ['dance']"),
+        ("tasks = [\n", "not valid TOML"),
+    ],
+)
+def test_config_errors_name_file_and_key(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    assert message in str(err.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "none.toml")
+
+
+def test_run_caches_every_stage_and_resumes(tmp_path, tiny, data_dir, monkeypatch):
+    cfg = _config(tmp_path, tiny("bert"))
+    run = tmp_path / "run"
+    assert main(["-q", "run", cfg, "--no-progress", "--data-dir", str(data_dir)]) == 0
+    first = _statuses(run)
+    assert set(first.values()) == {"ran"}
+    assert len(first) == 3 + 3  # three extractions, general, probe, pipeline
+    pipeline = json.loads((run / "pipeline" / "sem" / "pipeline.json").read_text())
+    assert pipeline["task"] == "sem" and len(pipeline["rows"]) == 6
+    assert (run / "probe" / "sem" / "probe.json").is_file()
+    assert json.loads((run / "general" / "sem" / "general.json").read_text())["n_items"] > 0
+    mtime = (run / "pipeline" / "sem" / "pipeline.json").stat().st_mtime_ns
+
+    # a rerun does nothing
+    assert main(["-q", "run", cfg, "--no-progress", "--data-dir", str(data_dir)]) == 0
+    assert set(_statuses(run).values()) == {"cached"}
+    assert (run / "pipeline" / "sem" / "pipeline.json").stat().st_mtime_ns == mtime
+
+    # another probe penalty: only the stages that depend on it run again
+    cfg2 = _config(tmp_path, tiny("bert"), l1=1e-3)
+    config = load_config(cfg2)
+    import dataclasses
+
+    config = dataclasses.replace(config, data_dir=str(data_dir))
+    result = run_job(config)
+    got = {f"{s.task}/{s.stage}": s.status for s in result.stages}
+    assert got["sem/probe"] == got["sem/pipeline"] == "ran"
+    assert got["sem/general"] == got["sem-train/extract"] == "cached"
+
+    # an interrupted stage leaves no record and runs again; finished ones stay cached
+    import redundancy.pipeline as pipeline_pkg
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline_pkg, "run_pipeline", boom)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(config, force=("pipeline",))
+    assert not (run / "cache" / "pipeline" / "sem.json").exists()
+    monkeypatch.undo()
+    result = run_job(config)
+    got = {f"{s.task}/{s.stage}": s.status for s in result.stages}
+    assert got["sem/pipeline"] == "ran" and got["sem/probe"] == "cached"
+
+    # a deleted output invalidates its record
+    (run / "general" / "sem" / "general.json").unlink()
+    got = {f"{s.task}/{s.stage}": s.status for s in run_job(config).stages}
+    assert got["sem/general"] == "ran"
+
+
+def test_stage_without_inputs_says_what_to_add(tmp_path, tiny, data_dir):
+    cfg = _config(tmp_path, tiny("bert"), stages=["probe"])
+    config = load_config(cfg)
+    import dataclasses
+
+    with pytest.raises(StoreError, match="no such folder.*add 'extract'"):
+        run_job(dataclasses.replace(config, data_dir=str(data_dir)))
