@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ._general import add_parser as add_general
     from ._pipeline import add_parser as add_pipeline
+    from ._predict import add_parser as add_predict
     from ._probe import add_parser as add_probe
     from ._report import add_parser as add_report
     from ._run import add_parser as add_run
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_probe(sub)
     add_pipeline(sub)
     add_run(sub)
+    add_predict(sub)
     add_report(sub)
     return p
 
