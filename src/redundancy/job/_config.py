@@ -56,7 +56,12 @@ class GeneralSettings(_Section):
 
 @dataclass(frozen=True)
 class ProbeSettings(_Section):
-    """``[probe]``: the probe template and the task-specific analysis (see ``redundancy probe``)."""
+    """``[probe]``: the probe template and the task-specific analysis (see ``redundancy probe``).
+
+    ``threads`` applies to the probe, pipeline and compact stages (default 1: the fast solver's
+    minibatch products are small, so extra threads add more synchronisation than speed, and one
+    thread keeps runs bit-for-bit repeatable); None takes the job's ``threads``.
+    """
 
     solver: str = "fast"
     l1: float = 1e-5
@@ -67,6 +72,7 @@ class ProbeSettings(_Section):
     controls: bool = True
     seeds: int = 3
     random_draws: int = 3
+    threads: int | None = 1
 
 
 @dataclass(frozen=True)
@@ -264,6 +270,8 @@ def _validate(c: JobConfig) -> None:
         raise _fail(src, "probe", "penalties must be >= 0")
     if not 0 <= p.delta < 100:
         raise _fail(src, "probe.delta", "must lie in [0, 100)")
+    if p.threads is not None and p.threads < 1:
+        raise _fail(src, "probe.threads", "must be >= 1")
     if p.seeds < 0 or p.random_draws < 0:
         raise _fail(src, "probe", "seeds and random_draws must be >= 0")
     if not 0 < c.compact.min_share <= 1:

@@ -255,6 +255,7 @@ def _run_task(job: _Job, task: str) -> None:
             except StoreError as err:
                 raise StoreError(f"{err}; add 'extract' to the config's stages", path=store) from None
     loaded = _LazyProbeTask(job, task, splits)
+    probe_threads = c.probe.threads or c.threads
     probe_inputs = {"stores": plans, "probe": c.probe.to_dict(), "seed": c.seed}
 
     if "general" in stages:
@@ -314,7 +315,8 @@ def _run_task(job: _Job, task: str) -> None:
             write_json_atomic(out / "probe.json", result.to_dict())
             return [out / "probe.json"]
 
-        job.cached("probe", task, probe_inputs, run_probe_stage)
+        with _threads(probe_threads):
+            job.cached("probe", task, probe_inputs, run_probe_stage)
 
     pipeline_key = None
     if "pipeline" in stages:
@@ -337,7 +339,8 @@ def _run_task(job: _Job, task: str) -> None:
             return [out / "pipeline.json", out / "pipeline.md"]
 
         pipeline_inputs = {**probe_inputs, "pipeline": c.pipeline.to_dict()}
-        pipeline_key = job.cached("pipeline", task, pipeline_inputs, run_pipeline_stage)
+        with _threads(probe_threads):
+            pipeline_key = job.cached("pipeline", task, pipeline_inputs, run_pipeline_stage)
 
     if "compact" in stages:
         out = job.out / "compact" / task
@@ -362,7 +365,22 @@ def _run_task(job: _Job, task: str) -> None:
             "weights": job.weights,
             "seed": c.seed,
         }
-        job.cached("compact", task, inputs, run_compact_stage)
+        with _threads(probe_threads):
+            job.cached("compact", task, inputs, run_compact_stage)
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``n`` torch threads (None: unchanged), then restore the previous count."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _file_key(path: Path) -> str:
