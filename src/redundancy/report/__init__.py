@@ -21,8 +21,19 @@ headline_row, task_summary
     Which pipeline row the summary quotes; one task's headline numbers.
 plot_pipeline
     The pipeline summary figure: neurons kept per row, with its share of the oracle.
+comparison_pairs, comparison_row, comparison_rows, comparison_sentence, plot_comparison
+    Fine-tuned (section ``X``) vs pretrained (section ``X.pretrained``): the pairs, the rows of the
+    comparison table (``results.json``'s ``comparison``), the sentence per task, and its figure.
 """
 
+from ._compare import (
+    PRETRAINED_SUFFIX,
+    comparison_pairs,
+    comparison_row,
+    comparison_rows,
+    comparison_sentence,
+    plot_comparison,
+)
 from ._document import build_document
 from ._figures import plot_pipeline
 from ._inputs import Report, TaskSection, collect, load_results
@@ -31,13 +42,19 @@ from ._summary import headline_row, task_summary
 from ._write import ReportFiles, results_dict, write_report
 
 __all__ = [
+    "PRETRAINED_SUFFIX",
     "Report",
     "ReportFiles",
     "TaskSection",
     "build_document",
     "collect",
+    "comparison_pairs",
+    "comparison_row",
+    "comparison_rows",
+    "comparison_sentence",
     "headline_row",
     "load_results",
+    "plot_comparison",
     "plot_pipeline",
     "render_html",
     "render_markdown",

@@ -1,8 +1,10 @@
-"""The whole report as blocks: title, summary, contents, one section per task, provenance."""
+"""The whole report as blocks: title, summary, contents, fine-tuned vs pretrained (when a task has
+both), one section per task, provenance."""
 
 from __future__ import annotations
 
 from ._blocks import Block, Heading, Links, Paragraph, slug
+from ._compare import COMPARISON_ANCHOR, comparison_blocks, comparison_pairs
 from ._inputs import Report
 from ._sections import (
     FigureMaker,
@@ -34,15 +36,18 @@ def build_document(report: Report, *, figures: bool = True) -> tuple[Block, ...]
         blocks.append(summary_table(report))
     else:
         blocks.append(Paragraph("The run folder holds no results.", True))
+    compared = bool(comparison_pairs(report))
     blocks.append(
         Links(
             (
                 ("Summary", "summary"),
+                *((("Fine-tuned vs pretrained", COMPARISON_ANCHOR),) if compared else ()),
                 *((f"Task {s.task}", f"task-{slug(s.task)}") for s in report.sections),
                 ("Provenance", "provenance"),
             )
         )
     )
+    blocks += comparison_blocks(report, fig)
     for sec in report.sections:
         t, a = sec.task, slug(sec.task)
         blocks.append(Heading(2, f"Task {t}", f"task-{a}"))
