@@ -153,7 +153,7 @@ def naive(store: ActivationStore, items: np.ndarray) -> dict:
     n, layers, hidden = x.shape[0], store.n_layers, store.hidden
     grams = []
     for a in range(layers):
-        xa = x[:, a * hidden:(a + 1) * hidden]
+        xa = x[:, a * hidden : (a + 1) * hidden]
         xa = xa - xa.mean(axis=0)
         grams.append(xa @ xa.T)  # centred data: the centred Gram H K H
     del x
@@ -168,8 +168,9 @@ def naive(store: ActivationStore, items: np.ndarray) -> dict:
             np.fill_diagonal(kt, 0)
             np.fill_diagonal(lt, 0)
             kl1 = (kt @ one) @ (lt @ one)
-            hs[a, b] = hs[b, a] = (np.vdot(kt, lt) + kt.sum() * lt.sum() / ((n - 1) * (n - 2))
-                                   - 2 / (n - 2) * kl1) / (n * (n - 3))
+            hs[a, b] = hs[b, a] = (
+                np.vdot(kt, lt) + kt.sum() * lt.sum() / ((n - 1) * (n - 2)) - 2 / (n - 2) * kl1
+            ) / (n * (n - 3))
             del kt, lt
     d, e = np.sqrt(np.diag(lin)), np.sqrt(np.diag(hs))
     return {"corr": corr, "lin": lin / np.outer(d, d), "deb": hs / np.outer(e, e)}
@@ -210,8 +211,9 @@ def bench_naive(store: ActivationStore, n_items: int, batch_size: int) -> dict:
 # ------------------------------------------------------------------ 3. clustering 9,984 neurons
 
 
-def synthetic_activations(n_items: int, layers: int = 13, hidden: int = 768, factors: int = 400,
-                          seed: int = 0) -> np.ndarray:
+def synthetic_activations(
+    n_items: int, layers: int = 13, hidden: int = 768, factors: int = 400, seed: int = 0
+) -> np.ndarray:
     """Correlation-structured activations: each neuron reads one latent factor (factors drift slowly
     across layers) with a neuron-specific noise level, so correlations span 0 ... ~1."""
     rng = np.random.default_rng(seed)
@@ -233,7 +235,7 @@ def synthetic_correlation(n_items: int, layers: int = 13, hidden: int = 768) -> 
     t0 = time.perf_counter()
     stats = NeuronStats(layers, hidden)
     for start in range(0, n_items, 1024):
-        stats.update(x[start:start + 1024])
+        stats.update(x[start : start + 1024])
     del x
     corr = stats.compute().correlation
     del stats
@@ -250,8 +252,9 @@ def bench_clustering(corr: np.ndarray, layers: int, representative: str) -> dict
     t1 = time.perf_counter()
     z = correlation_linkage(corr)
     t_link = time.perf_counter() - t1
-    points = threshold_sweep(corr, None, layer_of=layer_of, representative=representative, random_state=0,
-                             linkage=z)
+    points = threshold_sweep(
+        corr, None, layer_of=layer_of, representative=representative, random_state=0, linkage=z
+    )
     seconds = time.perf_counter() - t1
     extra = _status("VmHWM") - base
     p = next(q for q in points if q.threshold == 0.3)

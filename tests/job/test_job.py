@@ -49,6 +49,12 @@ def _statuses(run: Path) -> dict[str, str]:
     return {f"{s['task']}/{s['stage']}": s["status"] for s in job["stages"]}
 
 
+def test_glue_example_reads():
+    c = load_config(Path(__file__).parents[2] / "examples" / "glue.toml")
+    assert c.stages[0] == "finetune" and c.finetune.compare_pretrained
+    assert "qnli" not in c.tasks and c.extract.aggregation == "cls"
+
+
 def test_default_config_reads():
     c = load_config(Path(__file__).parents[2] / "examples" / "default.toml")
     assert c.tasks == ("pos", "chunking", "sem", "ccg")
@@ -67,6 +73,7 @@ def test_default_config_reads():
         ('tasks = ["pos"]\n[pipeline]\nthresholds = [-1]\n', "pipeline.thresholds[0]"),
         ('tasks = ["pos"]\n[pipeline]\ngrid = [[3]]\n', "pipeline.grid[0]"),
         ('tasks = ["pos"]\nstages = ["extract", "dance"]\n', "unknown stage(s) ['dance']"),
+        ('tasks = ["pos"]\nstages = ["finetune", "extract"]\n', "finetune is for sentence tasks"),
         ("tasks = [\n", "not valid TOML"),
     ],
 )
@@ -148,3 +155,28 @@ def test_stage_without_inputs_says_what_to_add(tmp_path, tiny, data_dir):
 
     with pytest.raises(StoreError, match="no such folder.*add 'extract'"):
         run_job(dataclasses.replace(config, data_dir=str(data_dir)))
+
+
+def test_finetune_stage_analyses_finetuned_and_pretrained(tmp_path, tiny, data_dir):
+    text = _config(tmp_path, tiny("bert"), stages=["finetune", "extract", "general", "probe", "pipeline"])
+    text_path = Path(text)
+    body = text_path.read_text().replace('tasks = ["sem"]', 'tasks = ["rte"]')
+    body += "[finetune]\nmax_train_examples = 16\nmax_epochs = 1.0\nbatch_size = 4\nmax_length = 32\n"
+    text_path.write_text(body)
+    config = load_config(text_path)
+    import dataclasses
+
+    config = dataclasses.replace(config, data_dir=str(data_dir))
+    result = run_job(config)
+    got = {f"{s.task}/{s.stage}": s.status for s in result.stages}
+    assert got["rte/finetune"] == "ran"
+    for label in ("rte", "rte.pretrained"):
+        assert got[f"{label}/pipeline"] == "ran"
+    run = tmp_path / "run"
+    finetuned = json.loads((run / "stores" / "rte-train" / "manifest.json").read_text())
+    pretrained = json.loads((run / "stores" / "rte.pretrained-train" / "manifest.json").read_text())
+    assert finetuned["model_source"] == str((run / "finetuned" / "rte").resolve())
+    assert finetuned["weights_sha256"] != pretrained["weights_sha256"]
+    assert (run / "finetuned" / "rte" / "finetune.json").is_file()
+    again = {f"{s.task}/{s.stage}": s.status for s in run_job(config).stages}
+    assert set(again.values()) == {"cached"}

@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("--force", action="store_true", help="download again even when present")
     df.set_defaults(func=_cmd_data_fetch)
 
+    from ._finetune import add_parser as add_finetune
     from ._general import add_parser as add_general
     from ._pipeline import add_parser as add_pipeline
     from ._predict import add_parser as add_predict
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_pipeline(sub)
     add_run(sub)
     add_predict(sub)
+    add_finetune(sub)
     add_report(sub)
     return p
 

@@ -5,7 +5,8 @@ Public API
 ----------
 load_config(path) -> JobConfig
     Read and check a TOML config (unknown keys and wrong types are errors naming file and key).
-JobConfig, ExtractSettings, GeneralSettings, ProbeSettings, PipelineSettings, CompactSettings
+JobConfig, ExtractSettings, GeneralSettings, ProbeSettings, PipelineSettings, CompactSettings,
+    FinetuneSettings
     The config's sections, with the paper's settings as defaults.
 run_job(config, out=None, force=(), progress=None) -> JobResult
     Run (or resume) the job; ``RUN/job.json`` records what ran and what was cached.
@@ -15,10 +16,12 @@ StageCache, cache_key
 
 from ._cache import StageCache, StageRecord, cache_key
 from ._config import (
+    DEFAULT_STAGES,
     STAGES,
     CompactSettings,
     ConfigError,
     ExtractSettings,
+    FinetuneSettings,
     GeneralSettings,
     JobConfig,
     PipelineSettings,
@@ -28,10 +31,12 @@ from ._config import (
 from ._run import JobProgress, JobResult, StageRun, run_job
 
 __all__ = [
+    "DEFAULT_STAGES",
     "STAGES",
     "CompactSettings",
     "ConfigError",
     "ExtractSettings",
+    "FinetuneSettings",
     "GeneralSettings",
     "JobConfig",
     "JobProgress",

@@ -16,7 +16,8 @@ from typing import Any
 
 from .._serial import json_ready
 
-STAGES = ("extract", "general", "probe", "pipeline", "compact", "report")
+STAGES = ("finetune", "extract", "general", "probe", "pipeline", "compact", "report")
+DEFAULT_STAGES = STAGES[1:]  # fine-tuning is for sentence tasks, and opt-in
 
 
 class ConfigError(ValueError):
@@ -91,6 +92,25 @@ class CompactSettings(_Section):
 
 
 @dataclass(frozen=True)
+class FinetuneSettings(_Section):
+    """``[finetune]``: the per-task fine-tuning of sentence tasks (stage ``finetune``; see
+    :class:`redundancy.finetune.FinetuneConfig`, whose defaults are the paper's recipe).
+
+    ``compare_pretrained``: also analyse the pretrained model on the same task, under the name
+    ``{task}.pretrained``, so the report sets the two side by side.
+    """
+
+    max_epochs: float = 3.0
+    lr: float = 5e-5
+    batch_size: int = 8
+    max_length: int = 128
+    seed: int = 42
+    max_train_examples: int | None = None
+    checkpoint_every: int | None = 500
+    compare_pretrained: bool = True
+
+
+@dataclass(frozen=True)
 class JobConfig:
     """A whole experiment.
 
@@ -98,8 +118,10 @@ class JobConfig:
     ----------
     model : local folder, hub id, or a shipped checkpoint name (default ``all-MiniLM-L6-v2``).
     tasks : task names (``redundancy data list``), run in this order.
-    stages : which of ``extract, general, probe, pipeline, compact, report`` to run; a stage whose
-        inputs another stage makes needs that stage's results on disk (run earlier or listed too).
+    stages : which of ``finetune, extract, general, probe, pipeline, compact, report`` to run (default:
+        all but ``finetune``); a stage whose inputs another stage makes needs that stage's results on
+        disk (run earlier or listed too). ``finetune`` fine-tunes the model on each (sentence) task
+        first and analyses the fine-tuned model.
     out : the run folder (relative paths are taken from the current directory).
     seed : seeds the probes, the clustering representatives and the controls.
     threads : CPU threads for torch (None: torch's choice).
@@ -110,7 +132,7 @@ class JobConfig:
 
     model: str = "all-MiniLM-L6-v2"
     tasks: tuple[str, ...] = ("pos",)
-    stages: tuple[str, ...] = STAGES
+    stages: tuple[str, ...] = DEFAULT_STAGES
     out: str = "runs/default"
     seed: int = 0
     threads: int | None = None
@@ -121,6 +143,7 @@ class JobConfig:
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     compact: CompactSettings = field(default_factory=CompactSettings)
+    finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,6 +164,7 @@ _SECTIONS = {
     "probe": ProbeSettings,
     "pipeline": PipelineSettings,
     "compact": CompactSettings,
+    "finetune": FinetuneSettings,
 }
 
 
@@ -244,6 +268,17 @@ def _validate(c: JobConfig) -> None:
     bad = [s for s in c.stages if s not in STAGES]
     if bad:
         raise _fail(src, "stages", f"unknown stage(s) {bad}; known: {list(STAGES)}")
+    if "finetune" in c.stages:
+        token = [t for t in c.tasks if TASKS[t].level == "token"]
+        if token:
+            raise _fail(src, "stages", f"finetune is for sentence tasks; {token} are token tasks")
+        f = c.finetune
+        if f.max_epochs <= 0 or f.lr <= 0 or f.batch_size < 1 or f.max_length < 2:
+            raise _fail(src, "finetune", "max_epochs, lr, batch_size and max_length must be positive")
+        if (f.max_train_examples is not None and f.max_train_examples < 1) or (
+            f.checkpoint_every is not None and f.checkpoint_every < 1
+        ):
+            raise _fail(src, "finetune", "max_train_examples and checkpoint_every must be >= 1")
     if c.threads is not None and c.threads < 1:
         raise _fail(src, "threads", "must be >= 1")
     e = c.extract

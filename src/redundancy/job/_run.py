@@ -93,27 +93,28 @@ class _Job:
         self.progress = progress
         self.runs: list[StageRun] = []
         self.versions = package_versions(_VERSIONED)
-        self._lm = None
-        self._weights: str | None = None
+        self._lm: tuple[str, Any] | None = None
+        self._weights: dict[str, str] = {}
         self.t0 = time.perf_counter()
 
     # -------------------------------------------------------------- shared resources
 
-    @property
-    def weights(self) -> str:
-        """SHA-256 of the model's weight files (without loading the model)."""
-        if self._weights is None:
+    def weights(self, ref: str) -> str:
+        """SHA-256 of a model's weight files (without loading the model)."""
+        if ref not in self._weights:
             from ..extract import resolve_model, weights_hash
 
-            self._weights = weights_hash(resolve_model(self.config.model).path)
-        return self._weights
+            self._weights[ref] = weights_hash(resolve_model(ref).path)
+        return self._weights[ref]
 
-    def model(self):
-        if self._lm is None:
+    def model(self, ref: str):
+        """The loaded model ``ref``; one model is held at a time (a fine-tuned one per task)."""
+        if self._lm is None or self._lm[0] != ref:
             from ..extract import load_model
 
-            self._lm = load_model(self.config.model, max_length=self.config.extract.max_length)
-        return self._lm
+            self._lm = None
+            self._lm = (ref, load_model(ref, max_length=self.config.extract.max_length))
+        return self._lm[1]
 
     @contextlib.contextmanager
     def items(self, total: int, unit: str, desc: str) -> Iterator[Updatable | None]:
@@ -160,6 +161,42 @@ class _Job:
         return result
 
 
+def _targets(job: _Job, task: str) -> list[_Target]:
+    """What to analyse for ``task``: the configured model, or (stage ``finetune``) the model
+    fine-tuned on the task, and beside it the pretrained one when ``compare_pretrained``."""
+    c = job.config
+    if "finetune" not in c.stages:
+        return [_Target(task, task, c.model)]
+    from ..finetune import FinetuneConfig, finetune
+
+    f = c.finetune
+    out = job.out / "finetuned" / task
+    config = FinetuneConfig(
+        lr=f.lr,
+        max_epochs=f.max_epochs,
+        batch_size=f.batch_size,
+        max_length=f.max_length,
+        seed=f.seed,
+        max_train_examples=f.max_train_examples,
+        checkpoint_every=f.checkpoint_every,
+        threads=c.threads,
+    )
+
+    def run() -> list[Path]:
+        # finetune() resumes from out/checkpoint after an interruption, and returns at once when
+        # out already holds a finished run of the same recipe and data
+        with job.items(0, "ex", f"finetune {task}") as bar:
+            finetune(task, c.model, out, config, data_dir=c.data_dir, progress=bar)
+        return [out / "finetune.json", out / "config.json"]
+
+    inputs = {"model": c.model, "weights": job.weights(c.model), "task": task, "finetune": f.to_dict()}
+    job.cached("finetune", task, inputs, run)
+    targets = [_Target(task, task, str(out))]
+    if f.compare_pretrained:
+        targets.append(_Target(task, f"{task}.pretrained", c.model))
+    return targets
+
+
 def _splits(task: str) -> tuple[str, ...]:
     from ..data import TASKS
 
@@ -170,27 +207,38 @@ def _splits(task: str) -> tuple[str, ...]:
     return tuple(s for s in ("train", "dev", "test") if s in spec.splits)
 
 
-def _store_dir(job: _Job, task: str, split: str) -> Path:
-    return job.out / "stores" / f"{task}-{split}"
+@dataclass(frozen=True)
+class _Target:
+    """One analysis: a task, the model analysed, and the name its results go under (``label``:
+    the task, or ``{task}.pretrained`` for the pretrained side of a fine-tuning comparison)."""
+
+    task: str
+    label: str
+    model: str
 
 
-def _extract(job: _Job, task: str, split: str) -> str:
+def _store_dir(job: _Job, label: str, split: str) -> Path:
+    return job.out / "stores" / f"{label}-{split}"
+
+
+def _extract(job: _Job, target: _Target, split: str) -> str:
     """Extract one split (cached); returns the store's plan hash."""
     from ..data import TASKS, load_task
     from ..extract import ExtractConfig, extract, items_sha256
     from ..store import ActivationStore
 
     c = job.config
+    task = target.task
     spec = TASKS[task]
     cap = c.extract.max_train_tokens if split == "train" and spec.level == "token" else None
     data = load_task(task, split, c.data_dir, max_tokens=cap, max_items=c.extract.max_items)
     settings = {k: v for k, v in c.extract.to_dict().items() if k not in ("max_train_tokens",)} | {
         "max_tokens": cap
     }
-    store = _store_dir(job, task, split)
+    store = _store_dir(job, target.label, split)
     inputs = {
-        "model": c.model,
-        "weights": job.weights,
+        "model": target.model,
+        "weights": job.weights(target.model),
         "task": task,
         "split": split,
         "items": items_sha256(data),
@@ -206,12 +254,12 @@ def _extract(job: _Job, task: str, split: str) -> str:
             dtype=c.extract.dtype,
         )
         unit = "word" if spec.level == "token" else "ex"
-        with job.items(data.n_items, unit, f"extract {task}/{split}") as bar:
-            extract(data, job.model(), store, config, overwrite=True, progress=bar)
+        with job.items(data.n_items, unit, f"extract {target.label}/{split}") as bar:
+            extract(data, job.model(target.model), store, config, overwrite=True, progress=bar)
         ActivationStore.open(store)  # verify before recording
         return [store]
 
-    job.cached("extract", f"{task}-{split}", inputs, run)
+    job.cached("extract", f"{target.label}-{split}", inputs, run)
     return ActivationStore.open(store).manifest.plan_hash
 
 
@@ -238,14 +286,15 @@ class _LazyProbeTask:
         return self._value
 
 
-def _run_task(job: _Job, task: str) -> None:
+def _run_task(job: _Job, target: _Target) -> None:
     c = job.config
-    splits = _splits(task)
+    task = target.label  # results, caches and folders go under the label
+    splits = _splits(target.task)
     stages = set(c.stages)
     plans: dict[str, str] = {}
     for split in splits:
         if "extract" in stages:
-            plans[split] = _extract(job, task, split)
+            plans[split] = _extract(job, target, split)
         else:
             from ..store import ActivationStore, StoreError
 
@@ -355,14 +404,20 @@ def _run_task(job: _Job, task: str) -> None:
                 )
             row = choose_row(load_result(source), min_share=c.compact.min_share)
             export_compact(
-                loaded.get(), row, job.model(), out, probe=_probe_template(job), seed=c.seed, overwrite=True
+                loaded.get(),
+                row,
+                job.model(target.model),
+                out,
+                probe=_probe_template(job),
+                seed=c.seed,
+                overwrite=True,
             )
             return [out / "compact.json"]
 
         inputs = {
             "pipeline": pipeline_key or _file_key(source),
             "compact": c.compact.to_dict(),
-            "weights": job.weights,
+            "weights": job.weights(target.model),
             "seed": c.seed,
         }
         with _threads(probe_threads):
@@ -420,8 +475,9 @@ def run_job(
         torch.set_num_threads(config.threads)
     job = _Job(config, out, force_set, progress)
     for task in config.tasks:
-        _run_task(job, task)
-        gc.collect()  # the task's activations (often GBs) go before the next task loads its own
+        for target in _targets(job, task):
+            _run_task(job, target)
+            gc.collect()  # the task's activations (often GBs) go before the next task loads its own
     if "report" in config.stages:
         t0 = time.perf_counter()
         from ..report import collect, write_report

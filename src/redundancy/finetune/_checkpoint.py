@@ -1,0 +1,125 @@
+"""The resumable checkpoint ``out/checkpoint/``: written whole or not at all.
+
+Layout: the model as ``save_pretrained`` writes it (safetensors), ``trainer_state.safetensors`` with the
+optimizer's tensors and the RNG states, and ``trainer_state.json`` with everything else (step, optimizer
+hyper-parameters, scheduler state, logs so far, the run's fingerprint). No pickle: tensors go through
+safetensors, the rest through JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint"
+_TENSORS = "trainer_state.safetensors"
+_STATE = "trainer_state.json"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint on disk: its folder (a model folder too) and its JSON state."""
+
+    folder: Path
+    state: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
+def _old(target: Path) -> Path:
+    return target.with_name(target.name + ".old")
+
+
+def commit_dir(tmp: Path, target: Path) -> None:
+    """Put the finished folder ``tmp`` at ``target``: the old one is moved aside first, removed last."""
+    old = _old(target)
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_checkpoint(out: Path, model, optimizer, scheduler, state: dict[str, Any], device) -> None:
+    """Write ``out/checkpoint/`` atomically: model weights, optimizer and scheduler, RNG, ``state``."""
+    import torch
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=out))
+    try:
+        model.save_pretrained(tmp)
+        opt = optimizer.state_dict()
+        tensors: dict[str, Any] = {}
+        scalars: dict[str, Any] = {}
+        for pid, entry in opt["state"].items():
+            for key, value in entry.items():
+                if torch.is_tensor(value):
+                    tensors[f"optimizer.{pid}.{key}"] = value.detach().to("cpu").contiguous()
+                else:
+                    scalars[f"{pid}.{key}"] = value
+        tensors["rng.cpu"] = torch.get_rng_state()
+        if device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+        save_file(tensors, str(tmp / _TENSORS))
+        full = dict(state)
+        full["optimizer"] = {"param_groups": opt["param_groups"], "scalars": scalars}
+        full["scheduler"] = scheduler.state_dict()
+        (tmp / _STATE).write_text(json.dumps(full, indent=1) + "\n")
+        commit_dir(tmp, out / CHECKPOINT)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.debug("checkpoint at step %d written to %s", state["step"], out / CHECKPOINT)
+
+
+def find_checkpoint(out: Path) -> Checkpoint | None:
+    """The checkpoint in ``out`` (recovering one left aside by an interrupted commit), else None."""
+    target = out / CHECKPOINT
+    old = _old(target)
+    if not target.exists() and old.exists():
+        os.replace(old, target)
+    if not (target / _STATE).is_file() or not (target / _TENSORS).is_file():
+        return None
+    return Checkpoint(target, json.loads((target / _STATE).read_text()))
+
+
+def restore_training_state(ckpt: Checkpoint, optimizer, scheduler, device) -> None:
+    """Load the optimizer, scheduler and RNG states saved in ``ckpt`` (the model is loaded elsewhere)."""
+    import torch
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(ckpt.folder / _TENSORS))
+    opt_state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, pid, key = name.split(".", 2)
+            opt_state.setdefault(int(pid), {})[key] = value
+    for name, value in ckpt.state["optimizer"]["scalars"].items():
+        pid, key = name.split(".", 1)
+        opt_state.setdefault(int(pid), {})[key] = value
+    groups = [
+        {k: tuple(v) if k == "betas" else v for k, v in g.items()}
+        for g in ckpt.state["optimizer"]["param_groups"]
+    ]
+    optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+    scheduler.load_state_dict(dict(ckpt.state["scheduler"]))
+    torch.set_rng_state(tensors["rng.cpu"])
+    if device.type == "cuda" and "rng.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+
+
+def remove_checkpoint(out: Path) -> None:
+    target = out / CHECKPOINT
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.rmtree(_old(target), ignore_errors=True)
