@@ -12,7 +12,7 @@ The output folder is a standard Hugging Face folder (``AutoModelForSequenceClass
 
 from ._config import FinetuneConfig
 from ._result import DevScore, FinetuneResult, LossPoint, SplitSummary
-from ._train import RESULT_FILE, encode, epoch_order, evaluate, finetune, items_sha256, load_tokenizer
+from ._train import RESULT_FILE, encode, epoch_order, evaluate, finetune, load_tokenizer
 
 __all__ = [
     "RESULT_FILE",
@@ -25,6 +25,5 @@ __all__ = [
     "epoch_order",
     "evaluate",
     "finetune",
-    "items_sha256",
     "load_tokenizer",
 ]

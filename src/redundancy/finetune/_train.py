@@ -7,7 +7,6 @@ checkpointed, so a run interrupted and resumed ends with the same weights as an 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -22,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..data import SentenceExample, TaskData, load_task
-from ..extract import SHIPPED, ModelError, ResolvedModel, package_versions, resolve_model
+from ..extract import SHIPPED, ModelError, ResolvedModel, items_sha256, package_versions, resolve_model
 from ..extract._models import _is_byte_level, _max_length, weights_hash
 from ..probe import default_metric, score_all
 from ._checkpoint import (
@@ -113,15 +112,6 @@ def _labels(train: TaskData, dev: TaskData | None) -> _Labels:
     return _Labels(
         "class", names, np.asarray([index[str(e.label)] for e in train.items], dtype=np.int64), y_dev
     )
-
-
-def items_sha256(data: TaskData) -> str:
-    """SHA-256 of the examples' texts and labels in order (the extract stage's definition)."""
-    h = hashlib.sha256()
-    for e in data.items:
-        fields = (e.text, e.text_pair or "", "" if e.label is None else str(e.label))  # type: ignore[union-attr]
-        h.update(("\x1e".join(fields) + "\x1d").encode("utf-8"))
-    return h.hexdigest()
 
 
 def _summary(data: TaskData, n_at_max: int) -> SplitSummary:
