@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 
@@ -128,3 +129,25 @@ def test_cli_rejects_bad_grid():
     add_parser(parser.add_subparsers(dest="command"))
     with pytest.raises(SystemExit):
         parser.parse_args(["pipeline", "--train", "a", "--dev", "b", "--out", "c", "--grid", "3"])
+
+
+def test_majority_baseline_recorded_and_beaten(result, stores):
+    from redundancy.store import ActivationStore
+
+    train, dev = ActivationStore.open(stores / "train"), ActivationStore.open(stores / "dev")
+    names_tr, names_dv = train.label_names, dev.label_names
+    majority = names_tr[int(np.bincount(train.labels).argmax())]
+    expected = float(np.mean([names_dv[i] == majority for i in dev.labels]))
+    assert result.baseline_dev == pytest.approx(expected)
+    assert 0 < expected < 0.9
+    assert all(r.dev > result.baseline_dev for r in result.rows)
+    assert "majority-class dev" in result.table_markdown()
+    assert "Warning" not in result.table_markdown()
+
+
+def test_rows_at_the_majority_baseline_are_flagged(result):
+    weak = dataclasses.replace(result, baseline_dev=max(r.dev for r in result.rows))
+    assert "score no better on dev than always predicting the majority class" in weak.table_markdown()
+    old = result.to_dict()
+    del old["baseline_dev"]  # results written before the baseline was recorded
+    assert np.isnan(PipelineResult.from_dict(old).baseline_dev)

@@ -111,6 +111,8 @@ class PipelineResult:
         the oracle).
     rows : one :class:`PipelineRow` per (pair, threshold), pairs outer, thresholds inner.
     timings : seconds per stage; versions : package versions; created : ISO time.
+    baseline_dev : dev score of always predicting train's majority class (NaN for regression, or in
+        results written before it was recorded); rows at or below it are flagged in the table.
     """
 
     task: str
@@ -136,6 +138,7 @@ class PipelineResult:
     timings: dict[str, float]
     versions: dict[str, str]
     created: str
+    baseline_dev: float = math.nan
 
     @property
     def oracle_dev(self) -> float:
@@ -161,12 +164,15 @@ class PipelineResult:
                 v = [json_ready(x) for x in v]
             elif f.name in ("probe_params", "timings", "versions"):
                 v = dict(v)
+            elif f.name == "baseline_dev":
+                v = json_ready(v)
             d[f.name] = v
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PipelineResult:
-        kw = {f.name: d[f.name] for f in fields(cls)}
+        kw = {f.name: d[f.name] for f in fields(cls) if f.name != "baseline_dev"}
+        kw["baseline_dev"] = nan_if_none(d.get("baseline_dev"))
         for name in ("train", "dev", "test"):
             kw[name] = None if kw[name] is None else SplitInfo.from_dict(kw[name])
         kw["rows"] = tuple(PipelineRow.from_dict(r) for r in kw["rows"])
@@ -186,7 +192,8 @@ class PipelineResult:
         )
         lines = [
             f"Efficient-transfer pipeline: {self.model}, task {self.task}, test {self.metric} in % "
-            f"(dev-based selection; oracle dev {_pct(self.oracle_dev)}).",
+            f"(dev-based selection; oracle dev {_pct(self.oracle_dev)}; majority-class dev "
+            f"{_pct(self.baseline_dev)}).",
             "",
             "| clustering t | δ (layer, neuron) | selected layer | neurons after CC | neurons "
             "| % of all | test | % of oracle |",
@@ -203,6 +210,13 @@ class PipelineResult:
                     f"| {r.n_selected}{'' if r.fs_passed else '*'} | {100 * r.share_of_all:.2f} "
                     f"| {_pct(r.test)} | {_pct(r.share_of_oracle)} |"
                 )
+        weak = [r for r in self.rows if r.dev <= self.baseline_dev]
+        if weak:
+            lines += [
+                "",
+                f"Warning: {len(weak)} row(s) score no better on dev than always predicting the "
+                "majority class: their selection carries no information.",
+            ]
         if any(not (r.layer_passed and r.fs_passed) for r in self.rows):
             lines += [
                 "",

@@ -17,6 +17,7 @@ from ..general import CorrelationClusterer, NeuronStats
 from ..probe import (
     ElasticNetProbe,
     ProbeTask,
+    baseline_score,
     evaluate_probe,
     fit_probe_family,
     load_probe_task,
@@ -247,6 +248,7 @@ def run_pipeline(
         neurons, dev, test = done[outcome.size]
         return neurons, dev, test, True
 
+    baseline = baseline_score(task, "dev")
     rows = []
     for delta_layer, delta_neuron in grid:
         sel = selectors[delta_layer]
@@ -290,6 +292,21 @@ def run_pipeline(
                 row.dev,
                 row.test,
             )
+            if row.dev <= baseline:
+                logger.warning(
+                    "delta (%g, %g), t=%s: the selected probe (layer %d, %d neurons, dev %.4f) is no "
+                    "better than always predicting train's majority class (dev %.4f): the oracle is too "
+                    "weak for the tolerances to mean anything, or layer %d carries no signal (e.g. a "
+                    "constant [CLS] embedding)",
+                    delta_layer,
+                    delta_neuron,
+                    t,
+                    layer,
+                    row.n_selected,
+                    row.dev,
+                    baseline,
+                    layer,
+                )
             rows.append(row)
     timings["total"] = sum(timings.values())
 
@@ -318,4 +335,5 @@ def run_pipeline(
         timings=timings,
         versions=dict(package_versions(("numpy", "torch", "scikit-learn", "scipy", "fastcluster"))),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
+        baseline_dev=baseline,
     )

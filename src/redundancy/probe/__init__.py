@@ -15,7 +15,7 @@ train_probe(train, dev, test=None, neurons=None, layers=None, probe=None)
     One probe on store selections, scored on dev/test (``ProbeResult``).
 load_probe_task, ProbeTask
     Train/dev/test stores opened, labels mapped by name, activations loaded once.
-layer_probes, oracle_probe, minimal_neuron_set, neuron_controls, train_neuron_sets
+layer_probes, oracle_probe, minimal_neuron_set, neuron_controls, train_neuron_sets, baseline_score
     The experiments; ``run_task_redundancy`` runs them all (``TaskRedundancyResult``).
 score, score_all, default_metric
     Metrics from scikit-learn / seqeval / scipy.
@@ -30,6 +30,7 @@ from ._estimator import SOLVERS, ElasticNetProbe, default_lr, fit_probe_family, 
 from ._experiments import (
     LayerProbes,
     ProbeTask,
+    baseline_score,
     evaluate_probe,
     layer_probes,
     load_probe_task,
@@ -68,6 +69,7 @@ __all__ = [
     "SeedSpread",
     "SplitInfo",
     "TaskRedundancyResult",
+    "baseline_score",
     "default_lr",
     "default_metric",
     "evaluate_probe",

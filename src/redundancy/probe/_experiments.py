@@ -147,6 +147,19 @@ def _scores(task: ProbeTask, split: str, pred: np.ndarray) -> dict[str, float]:
     return score_all(task.metric, task.label_type, sp.y, pred, **kwargs)
 
 
+def baseline_score(task: ProbeTask, split: str = "dev") -> float:
+    """Score of a constant prediction on ``split``: train's most frequent class (NaN for regression,
+    whose correlations are undefined for a constant). A probe that does not beat it has learned
+    nothing from its neurons (e.g. a constant [CLS] embedding layer)."""
+    sp = task.dev if split == "dev" else task.test
+    if sp is None:
+        raise ValueError(f"no {split} split")
+    if task.label_map is None:
+        return float("nan")
+    majority = int(np.bincount(task.train.y[task.train.y >= 0]).argmax())
+    return float(_scores(task, split, np.full(sp.y.shape, majority, dtype=np.int64))[task.metric])
+
+
 def evaluate_probe(
     task: ProbeTask, probe: ElasticNetProbe, neurons: np.ndarray, split: str
 ) -> dict[str, float]:
