@@ -1,7 +1,8 @@
 """Command-line interface.
 
-``redundancy extract | general | probe | pipeline | store info | data list | data fetch``: one subcommand per
-stage; this layer only parses arguments, shows progress and prints.
+``redundancy extract | general | probe | pipeline | predict | finetune | report | run | store info |
+data list | data fetch``: one subcommand per stage, and ``run`` for a whole TOML-configured job; this
+layer only parses arguments, shows progress and prints.
 """
 
 from ._main import build_parser, main
