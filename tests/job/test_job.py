@@ -9,7 +9,7 @@ import pytest
 
 from redundancy.cli import main
 from redundancy.data import DataDirError, resolve_data_dir
-from redundancy.job import ConfigError, JobConfig, load_config, run_job
+from redundancy.job import ConfigError, JobConfig, RunBusyError, load_config, run_job
 from redundancy.store import StoreError
 
 STAGES = ["extract", "general", "probe", "pipeline", "compact", "report"]
@@ -180,3 +180,17 @@ def test_finetune_stage_analyses_finetuned_and_pretrained(tmp_path, tiny, data_d
     assert (run / "finetuned" / "rte" / "finetune.json").is_file()
     again = {f"{s.task}/{s.stage}": s.status for s in run_job(config).stages}
     assert set(again.values()) == {"cached"}
+
+
+def test_second_run_on_the_same_folder_is_refused(tmp_path, tiny):
+    import fcntl
+
+    cfg = _config(tmp_path, tiny("bert"))
+    run = tmp_path / "run"
+    run.mkdir()
+    with (run / ".lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RunBusyError, match="another `redundancy run` is using"):
+            run_job(load_config(cfg))
+        assert main(["-q", "run", cfg, "--no-progress"]) == 2
+    assert not (run / "stores").exists()

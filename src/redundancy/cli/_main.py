@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(-1 if args.quiet else args.verbose)
     from ..data import DataFormatError, FetchError
     from ..extract import ModelError
+    from ..job import RunBusyError
     from ..store import StoreError
 
     try:
@@ -221,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         DataFormatError,
         FetchError,
         ModelError,
+        RunBusyError,
         StoreError,
         FileNotFoundError,
         KeyError,

@@ -28,7 +28,7 @@ from ._config import (
     ProbeSettings,
     load_config,
 )
-from ._run import JobProgress, JobResult, StageRun, run_job
+from ._run import JobProgress, JobResult, RunBusyError, StageRun, run_job
 
 __all__ = [
     "DEFAULT_STAGES",
@@ -43,6 +43,7 @@ __all__ = [
     "JobResult",
     "PipelineSettings",
     "ProbeSettings",
+    "RunBusyError",
     "StageCache",
     "StageRecord",
     "StageRun",

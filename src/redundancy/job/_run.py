@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 _VERSIONED = ("numpy", "torch", "transformers", "tokenizers", "scikit-learn", "scipy", "fastcluster")
 
 
+class RunBusyError(RuntimeError):
+    """Another ``redundancy run`` holds the run folder's lock."""
+
+
 class Updatable(Protocol):
     def update(self, n: int) -> object: ...
 
@@ -438,6 +442,25 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``RUN/.lock`` for the whole run: two runs on one folder would
+    redo the same stages and overwrite each other's files."""
+    import fcntl
+
+    with (out / ".lock").open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBusyError(
+                f"{out}: another `redundancy run` is using this run folder; wait for it or use --out"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _file_key(path: Path) -> str:
     import hashlib
 
@@ -473,18 +496,19 @@ def run_job(
     out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
-    job = _Job(config, out, force_set, progress)
-    for task in config.tasks:
-        for target in _targets(job, task):
-            _run_task(job, target)
-            gc.collect()  # the task's activations (often GBs) go before the next task loads its own
-    if "report" in config.stages:
-        t0 = time.perf_counter()
-        from ..report import collect, write_report
+    with _run_lock(out):
+        job = _Job(config, out, force_set, progress)
+        for task in config.tasks:
+            for target in _targets(job, task):
+                _run_task(job, target)
+                gc.collect()  # the task's activations (often GBs) go before the next task loads its own
+        if "report" in config.stages:
+            t0 = time.perf_counter()
+            from ..report import collect, write_report
 
-        report = collect(out)
-        write_report(report, out / "report")
-        job.runs.append(StageRun("report", "all", "ran", round(time.perf_counter() - t0, 3), ""))
-    result = job.write_job()
+            report = collect(out)
+            write_report(report, out / "report")
+            job.runs.append(StageRun("report", "all", "ran", round(time.perf_counter() - t0, 3), ""))
+        result = job.write_job()
     logger.info("run finished in %.1fs: %s", result.seconds, json.dumps([s.status for s in result.stages]))
     return result
