@@ -1,10 +1,14 @@
 """Shared helpers for the stage results' ``to_dict`` / ``from_dict``: plain JSON values, NaN as null,
-strict field checks."""
+strict field checks, and the atomic JSON writer of stage results."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,3 +60,20 @@ def json_ready(obj: Any) -> Any:
 def nan_if_none(x: float | None) -> float:
     """JSON null -> NaN (the inverse of :func:`json_ready` for a score)."""
     return math.nan if x is None else float(x)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write a stage result as JSON beside ``path``, fsync, then rename over it: readers see the old
+    file or the new one, never half. (Store manifests use ``redundancy.store``'s canonical writer.)"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .._serial import write_json_atomic
 from ..data import SentenceExample, TaskData, load_task
 from ..extract import SHIPPED, ModelError, ResolvedModel, items_sha256, package_versions, resolve_model
 from ..extract._models import _is_byte_level, _max_length, weights_hash
@@ -367,12 +368,6 @@ class _Log:
         )
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
 def finetune(
     task: str | TaskData,
     model: str,
@@ -566,7 +561,7 @@ def finetune(
         seeds={"seed": config.seed, "carve_seed": train.seed},
         versions=package_versions(),
     )
-    _write_json(out / RESULT_FILE, result.to_dict())
+    write_json_atomic(out / RESULT_FILE, result.to_dict())
     if finished and not config.keep_checkpoint:
         remove_checkpoint(out)
     logger.info(

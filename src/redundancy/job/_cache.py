@@ -7,22 +7,20 @@ stage has no record and is redone; extraction itself resumes chunk by chunk insi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .._serial import json_ready
+from .._serial import json_ready, write_json_atomic
+from ..store import plan_hash
 
 
 def cache_key(inputs: dict[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of ``inputs`` (sorted keys, no whitespace)."""
-    text = json.dumps(json_ready(inputs), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """SHA-256 of the canonical JSON of ``inputs`` (the stores' plan hash, on JSON-ready values)."""
+    return plan_hash(json_ready(inputs))
 
 
 @dataclass(frozen=True)
@@ -81,19 +79,3 @@ class StageCache:
 
     def forget(self, stage: str, task: str) -> None:
         self._path(stage, task).unlink(missing_ok=True)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temporary file beside ``path``, fsync, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -30,8 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._serial import write_json_atomic
 from ..store import package_versions
-from ._cache import StageCache, cache_key, write_json_atomic
+from ._cache import StageCache, cache_key
 from ._config import JobConfig
 
 logger = logging.getLogger(__name__)
