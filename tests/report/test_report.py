@@ -230,6 +230,7 @@ def test_missing_stages_render_not_run(tmp_path):
     d = json.loads(files.results.read_text())
     assert d["sections"]["pos"] == {
         "task": "pos",
+        "finetune": None,
         "general": None,
         "probe": None,
         "pipeline": None,

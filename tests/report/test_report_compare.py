@@ -162,7 +162,7 @@ def test_table_cells_show_the_inputs(run, pair):
     assert pre["minimal set"] == f"{PRE['k']} ({100 * PRE['k'] / q.n_neurons:.1f}%)"
     # the same table in both files
     md, page = files.markdown.read_text(), files.html.read_text()
-    assert "| task | variant | model | mean CKA, adjacent layers |" in md
+    assert "| task | variant | pretrained model | mean CKA, adjacent layers |" in md
     assert "<th>variant</th>" in page and "<td>pretrained</td>" in page and "<td>fine-tuned</td>" in page
 
 

@@ -1,9 +1,9 @@
 """The run's report: ``results.json``, ``report.md`` (+ ``figures/``) and a self-contained ``report.html``.
 
-Reads what the stages left in a run folder (``RUN/{general,probe,pipeline,compact}/{task}/``, the store
-manifests, ``RUN/job.json``), lays the numbers out as the paper's tables with the controls and
-figures, and records the provenance (package versions, model and weight hashes, store plan and data
-hashes, seeds). See ``docs/report.md``.
+Reads what the stages left in a run folder (``RUN/{general,probe,pipeline,compact}/{task}/``, the
+fine-tuning records ``RUN/finetuned/{task}/finetune.json``, the store manifests, ``RUN/job.json``),
+lays the numbers out as the paper's tables with the controls and figures, and records the provenance
+(package versions, model and weight hashes, store plan and data hashes, seeds). See ``docs/report.md``.
 
 Public API
 ----------
@@ -24,6 +24,9 @@ plot_pipeline
 comparison_pairs, comparison_row, comparison_rows, comparison_sentence, plot_comparison
     Fine-tuned (section ``X``) vs pretrained (section ``X.pretrained``): the pairs, the rows of the
     comparison table (``results.json``'s ``comparison``), the sentence per task, and its figure.
+finetune_row, finetune_rows, plot_finetune
+    The fine-tuning runs behind sections ``X`` (``RUN/finetuned/X/finetune.json``): one row each
+    (``results.json``'s ``finetune``) and the dev score per epoch.
 """
 
 from ._compare import (
@@ -36,6 +39,7 @@ from ._compare import (
 )
 from ._document import build_document
 from ._figures import plot_pipeline
+from ._finetune import finetune_row, finetune_rows, plot_finetune
 from ._inputs import Report, TaskSection, collect, load_results
 from ._render import render_html, render_markdown
 from ._summary import headline_row, task_summary
@@ -52,9 +56,12 @@ __all__ = [
     "comparison_row",
     "comparison_rows",
     "comparison_sentence",
+    "finetune_row",
+    "finetune_rows",
     "headline_row",
     "load_results",
     "plot_comparison",
+    "plot_finetune",
     "plot_pipeline",
     "render_html",
     "render_markdown",

@@ -62,7 +62,8 @@ def _cka_numbers(g: GeneralResult | None) -> tuple[float | None, float | None]:
 def comparison_row(task: str, variant: str, section: TaskSection) -> dict[str, Any]:
     """One row of the comparison: ``section`` (task ``task``, ``variant`` fine-tuned or pretrained).
 
-    Keys: ``task``, ``variant``, ``section`` (the report section's name), ``model``, ``metric``,
+    Keys: ``task``, ``variant``, ``section`` (the report section's name), ``model`` (the pretrained
+    model, also for the fine-tuned variant), ``analysed_model`` (the model folder analysed), ``metric``,
     ``stages`` (which stages ran), ``cka_adjacent_mean``, ``cka_first_last`` (linear CKA),
     ``report_threshold``, ``redundant_share``, ``oracle_dev``, ``oracle_test``, the summary's pipeline
     row (``pipeline_setting``: its δ pair and t; ``selected_layer``, ``n_selected``, ``share_of_all``,
@@ -78,7 +79,8 @@ def comparison_row(task: str, variant: str, section: TaskSection) -> dict[str, A
         "task": task,
         "variant": variant,
         "section": section.task,
-        "model": section.model,
+        "model": section.base_model,
+        "analysed_model": section.model,
         "metric": s.get("metric"),
         "stages": dict(s["stages"]),
         "cka_adjacent_mean": adjacent,
@@ -195,7 +197,7 @@ def comparison_table(rows: list[dict[str, Any]]) -> Table:
         header=(
             "task",
             "variant",
-            "model",
+            "pretrained model",
             "mean CKA, adjacent layers",
             "CKA(first, last layer)",
             f"redundant % ({_threshold_label(rows)})",

@@ -1,10 +1,11 @@
-"""The whole report as blocks: title, summary, contents, fine-tuned vs pretrained (when a task has
-both), one section per task, provenance."""
+"""The whole report as blocks: title, summary, contents, fine-tuning (when a task was fine-tuned on),
+fine-tuned vs pretrained (when a task has both), one section per task, provenance."""
 
 from __future__ import annotations
 
 from ._blocks import Block, Heading, Links, Paragraph, slug
 from ._compare import COMPARISON_ANCHOR, comparison_blocks, comparison_pairs
+from ._finetune import FINETUNE_ANCHOR, finetune_blocks
 from ._inputs import Report
 from ._sections import (
     FigureMaker,
@@ -23,7 +24,7 @@ def build_document(report: Report, *, figures: bool = True) -> tuple[Block, ...]
     of the text alone)."""
     fig = FigureMaker(figures)
     prov = report.provenance
-    models = sorted({s.model for s in report.sections if s.model})
+    models = sorted({s.model_label for s in report.sections if s.model_label})
     blocks: list[Block] = [
         Heading(1, report.title, "top"),
         Paragraph(
@@ -37,16 +38,19 @@ def build_document(report: Report, *, figures: bool = True) -> tuple[Block, ...]
     else:
         blocks.append(Paragraph("The run folder holds no results.", True))
     compared = bool(comparison_pairs(report))
+    fine_tuned = any(s.finetune is not None for s in report.sections)
     blocks.append(
         Links(
             (
                 ("Summary", "summary"),
+                *((("Fine-tuning", FINETUNE_ANCHOR),) if fine_tuned else ()),
                 *((("Fine-tuned vs pretrained", COMPARISON_ANCHOR),) if compared else ()),
                 *((f"Task {s.task}", f"task-{slug(s.task)}") for s in report.sections),
                 ("Provenance", "provenance"),
             )
         )
     )
+    blocks += finetune_blocks(report, fig)
     blocks += comparison_blocks(report, fig)
     for sec in report.sections:
         t, a = sec.task, slug(sec.task)

@@ -20,16 +20,26 @@ logger = logging.getLogger(__name__)
 
 REPORT_FORMAT_VERSION = 1
 
-STAGES = ("general", "probe", "pipeline", "compact")
+STAGES = ("finetune", "general", "probe", "pipeline", "compact")
 """The per-task stages the report reads, in the order of the report."""
 
 FILES = {
+    "finetune": "finetune.json",
     "general": "general.json",
     "probe": "probe.json",
     "pipeline": "pipeline.json",
     "compact": "compact.json",
 }
-"""``RUN/{stage}/{task}/{file}``: where each stage's result lies in a run folder."""
+"""``RUN/{folder}/{task}/{file}``: where each stage's result lies in a run folder."""
+
+FOLDERS = {stage: stage for stage in STAGES} | {"finetune": "finetuned"}
+"""The run folder's subfolder of each stage (the fine-tuned model folders are ``RUN/finetuned/{task}``)."""
+
+
+def stage_file(run: Path, stage: str, task: str) -> Path:
+    """Where ``stage`` leaves its result for ``task`` in the run folder ``run``."""
+    return run / FOLDERS[stage] / task / FILES[stage]
+
 
 _VERSIONED = ("numpy", "scipy", "matplotlib", "torch", "transformers", "tokenizers", "scikit-learn")
 
@@ -65,6 +75,9 @@ class TaskSection:
     ----------
     task : str
         Task name (``pos``, ``chunking``, ...).
+    finetune : dict or None
+        The fine-tuning record ``RUN/finetuned/{task}/finetune.json`` as a plain dict, when the model
+        analysed is the one fine-tuned on the task (see :mod:`redundancy.finetune`).
     general : GeneralResult or None
         General redundancy (``RUN/general/{task}/general.json``).
     probe : TaskRedundancyResult or None
@@ -83,14 +96,29 @@ class TaskSection:
     pipeline: PipelineResult | None = None
     compact: dict[str, Any] | None = None
     problems: tuple[str, ...] = ()
+    finetune: dict[str, Any] | None = None
 
     @property
     def model(self) -> str | None:
-        """The model id, from the first stage that names one."""
+        """The model id, from the first stage that names one (a fine-tuned model folder's name)."""
         for r in (self.general, self.probe, self.pipeline):
             if r is not None:
                 return r.model
         return None if self.compact is None else self.compact.get("model")
+
+    @property
+    def base_model(self) -> str | None:
+        """The pretrained model: the one fine-tuned into :attr:`model` when the task was fine-tuned on."""
+        if self.finetune is not None and self.finetune.get("model"):
+            return str(self.finetune["model"])
+        return self.model
+
+    @property
+    def model_label(self) -> str | None:
+        """The model as the report names it: ``M fine-tuned on TASK`` for a fine-tuned one, else ``M``."""
+        if self.finetune is not None and self.base_model:
+            return f"{self.base_model} fine-tuned on {self.finetune.get('task', self.task)}"
+        return self.model
 
     @property
     def n_layers(self) -> int | None:
@@ -103,6 +131,7 @@ class TaskSection:
     def to_dict(self) -> dict[str, Any]:
         return {
             "task": self.task,
+            "finetune": None if self.finetune is None else dict(self.finetune),
             "general": None if self.general is None else self.general.to_dict(),
             "probe": None if self.probe is None else self.probe.to_dict(),
             "pipeline": None if self.pipeline is None else self.pipeline.to_dict(),
@@ -118,6 +147,7 @@ class TaskSection:
 
         return cls(
             task=d["task"],
+            finetune=load("finetune", dict),
             general=load("general", GeneralResult.from_dict),
             probe=load("probe", TaskRedundancyResult.from_dict),
             pipeline=load("pipeline", PipelineResult.from_dict),
@@ -292,6 +322,14 @@ def _provenance(
             seeds.append(_entry(s.get("task"), "extract", f"{s['name']} seed", s["seed"]))
     for sec in sections:
         t, g, p, q, c = sec.task, sec.general, sec.probe, sec.pipeline, sec.compact
+        ft = sec.finetune
+        if ft is not None:
+            add_model(ft.get("model"), ft.get("base_weights_sha256"), f"finetune/{t} (base)")
+            add_model(sec.model, ft.get("weights_sha256"), f"finetune/{t} (fine-tuned)")
+            if isinstance(ft.get("versions"), dict):
+                stage_versions[f"finetune/{t}"] = dict(ft["versions"])
+            for name, value in (ft.get("seeds") or {}).items():
+                seeds.append(_entry(t, "finetune", str(name), value))
         if g is not None:
             stage_versions[f"general/{t}"] = dict(g.versions)
             add_model(g.model, g.weights_sha256, f"general/{t}")
@@ -338,7 +376,8 @@ def _provenance(
 def collect(run_dir: str | os.PathLike, title: str | None = None) -> Report:
     """Gather a run folder's results into a :class:`Report`.
 
-    Reads ``RUN/{general,probe,pipeline,compact}/{task}/*.json``, the store manifests under
+    Reads ``RUN/{general,probe,pipeline,compact}/{task}/*.json``, the fine-tuning records
+    ``RUN/finetuned/{task}/finetune.json``, the store manifests under
     ``RUN/stores`` and ``RUN/job.json`` (optional). Tasks come in the order of the job's config, then
     any others found on disk, sorted. A stage without a result is None (the report says "not run");
     a result file that cannot be read is logged, listed in ``TaskSection.problems`` and treated as
@@ -365,7 +404,7 @@ def collect(run_dir: str | os.PathLike, title: str | None = None) -> Report:
 
     found: set[str] = {s["task"] for s in stores if isinstance(s.get("task"), str)}
     for stage in STAGES:
-        root = run / stage
+        root = run / FOLDERS[stage]
         if root.is_dir():
             found |= {p.name for p in root.iterdir() if p.is_dir()}
     planned = _config_tasks(job)
@@ -376,7 +415,7 @@ def collect(run_dir: str | os.PathLike, title: str | None = None) -> Report:
         kw: dict[str, Any] = {}
         problems = []
         for stage in STAGES:
-            path = run / stage / task / FILES[stage]
+            path = stage_file(run, stage, task)
             if not path.is_file():
                 continue
             try:

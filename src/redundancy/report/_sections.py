@@ -294,7 +294,8 @@ def compact_blocks(section: TaskSection, c: dict[str, Any]) -> list[Block]:
     )
     return [
         Paragraph(
-            f"The compact model ({c.get('model', section.model)}, truncated after layer {sel} with the small "
+            f"The compact model ({section.model_label or c.get('model')}, truncated after layer {sel} "
+            "with the small "
             f"probe on its kept neurons; {setting}): {size(small)} on disk{ratio}."
         ),
         Table(

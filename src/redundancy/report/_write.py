@@ -13,6 +13,7 @@ from .._serial import json_ready
 from ._blocks import Block, figures_of
 from ._compare import comparison_rows
 from ._document import build_document
+from ._finetune import finetune_rows
 from ._inputs import Report
 from ._render import FIGURE_DIR, render_html, render_markdown
 from ._summary import task_summary
@@ -46,11 +47,13 @@ class ReportFiles:
 
 def results_dict(report: Report, blocks: tuple[Block, ...] | None = None) -> dict[str, Any]:
     """The content of ``results.json``: :meth:`Report.to_dict` plus each task's headline numbers
-    (``summary``), the fine-tuned vs pretrained rows (``comparison``, empty without a pair) and the
-    report's files. JSON-ready, NaN as null."""
+    (``summary``), the fine-tuned vs pretrained rows (``comparison``, empty without a pair), the
+    fine-tuning runs (``finetune``, empty when nothing was fine-tuned) and the report's files.
+    JSON-ready, NaN as null."""
     d = report.to_dict()
     d["summary"] = [task_summary(s) for s in report.sections]
     d["comparison"] = comparison_rows(report)
+    d["finetune"] = finetune_rows(report)
     if blocks is not None:
         d["files"] = {
             "markdown": MARKDOWN_FILE,
