@@ -64,12 +64,16 @@ def nan_if_none(x: float | None) -> float:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write a stage result as JSON beside ``path``, fsync, then rename over it: readers see the old
-    file or the new one, never half. (Store manifests use ``redundancy.store``'s canonical writer.)"""
+    file or the new one, never half. ``obj`` goes through :func:`json_ready` first, so NaN is written
+    as null and the file is strict JSON (a value JSON cannot hold raises before anything is written).
+    (Store manifests use ``redundancy.store``'s canonical writer.)"""
+    path = Path(path)
+    text = json.dumps(json_ready(obj), indent=1, allow_nan=False, ensure_ascii=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -240,10 +241,24 @@ def test_slow_tokenizer_is_refused(tiny, monkeypatch):
 
 
 def test_threads_and_float16(tiny, tmp_path):
+    """``threads`` holds inside the call only (seen by a progress callback); the caller's count is back
+    afterwards, also when the call fails."""
     before = torch.get_num_threads()
+    seen = []
+
+    class Spy:
+        def update(self, n):
+            seen.append(torch.get_num_threads())
+
     try:
-        extract(token_task(), str(tiny("bert")), tmp_path / "s", ExtractConfig(dtype="float16", threads=1))
-        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        config = ExtractConfig(dtype="float16", threads=1)
+        extract(token_task(), str(tiny("bert")), tmp_path / "s", config, progress=Spy())
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="no items"):
+            extract(replace(token_task(), items=()), str(tiny("bert")), tmp_path / "e", config)
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
     store = ActivationStore.open(tmp_path / "s")

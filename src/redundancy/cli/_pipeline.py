@@ -6,7 +6,6 @@ Wire it into the main parser with ``add_parser(subparsers)``; the handler return
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -95,35 +94,28 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``redundancy pipeline``."""
-    import torch
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
+    from .._serial import write_json_atomic
+    from .._torch import torch_threads
     from ..pipeline import run_pipeline
     from ..probe import ElasticNetProbe
-    from ._progress import StageBars
+    from ._progress import stage_bars
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     probe = ElasticNetProbe(l1=args.l1, l2=args.l2, solver=args.solver, random_state=args.seed)
-    bars = StageBars(not args.no_progress)
-    try:
-        with logging_redirect_tqdm():
-            result = run_pipeline(
-                args.train,
-                args.dev,
-                args.test,
-                grid=tuple(args.grid),
-                thresholds=tuple(args.thresholds),
-                probe=probe,
-                seed=args.seed,
-                metric=args.metric,
-                progress=bars,
-            )
-    finally:
-        bars.close()
-    (out / "pipeline.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    with torch_threads(args.threads), stage_bars(not args.no_progress) as bars:
+        result = run_pipeline(
+            args.train,
+            args.dev,
+            args.test,
+            grid=tuple(args.grid),
+            thresholds=tuple(args.thresholds),
+            probe=probe,
+            seed=args.seed,
+            metric=args.metric,
+            progress=bars,
+        )
+    write_json_atomic(out / "pipeline.json", result.to_dict())
     table = result.table_markdown()
     (out / "pipeline.md").write_text(table)
     sys.stdout.write(table)

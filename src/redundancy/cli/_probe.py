@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ._progress import StageBars
+from ._progress import stage_bars
 
 logger = logging.getLogger("redundancy.cli")
 
@@ -98,14 +98,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``redundancy probe``."""
-    import torch
     from sklearn.base import clone
-    from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from .._serial import write_json_atomic
+    from .._torch import torch_threads
     from ..probe import ElasticNetProbe, plot_layers, plot_sizes, run_task_redundancy
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     probe = ElasticNetProbe(
@@ -118,26 +116,22 @@ def run(args: argparse.Namespace) -> int:
         class_weight=args.class_weight,
         random_state=args.seed,
     )
-    bars = StageBars(not args.no_progress)
-    try:
-        with logging_redirect_tqdm():
-            result = run_task_redundancy(
-                args.train,
-                args.dev,
-                args.test,
-                probe=probe,
-                delta=args.delta,
-                ranking=args.ranking,
-                ranking_probe=None if args.rank_l1 is None else clone(probe).set_params(l1=args.rank_l1),
-                controls=not args.no_controls,
-                n_random=args.random_draws,
-                probe_seeds=args.seeds,
-                metric=args.metric,
-                progress=bars,
-            )
-    finally:
-        bars.close()
-    (out / "probe.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    with torch_threads(args.threads), stage_bars(not args.no_progress) as bars:
+        result = run_task_redundancy(
+            args.train,
+            args.dev,
+            args.test,
+            probe=probe,
+            delta=args.delta,
+            ranking=args.ranking,
+            ranking_probe=None if args.rank_l1 is None else clone(probe).set_params(l1=args.rank_l1),
+            controls=not args.no_controls,
+            n_random=args.random_draws,
+            probe_seeds=args.seeds,
+            metric=args.metric,
+            progress=bars,
+        )
+    write_json_atomic(out / "probe.json", result.to_dict())
     plot_layers(result, out / "layers.png")
     plot_sizes(result, out / "sizes.png")
     summary = result.summary()

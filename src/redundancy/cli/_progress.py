@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 
@@ -43,3 +44,16 @@ class StageBars:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+@contextmanager
+def stage_bars(enabled: bool) -> Iterator[StageBars]:
+    """:class:`StageBars` for one analysis call, log lines kept off the bars, closed on the way out."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    bars = StageBars(enabled)
+    try:
+        with logging_redirect_tqdm():
+            yield bars
+    finally:
+        bars.close()

@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from .._torch import torch_threads
 from ..data import TaskData
 from ..store import StoreManifest, StoreWriter, plan_hash
 from ._models import LoadedModel, load_model
@@ -266,14 +267,26 @@ def extract(
     """Extract every layer's activations for ``data`` into the store folder ``out``.
 
     Rerunning the same call on an interrupted store resumes it; on a complete one it does nothing.
+    ``config.threads`` holds for this call only: torch's thread count is restored afterwards.
     """
-    import torch
-
     config = config or ExtractConfig()
     if config.dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be float32 or float16, got {config.dtype!r}")
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    with torch_threads(config.threads):
+        return _extract(data, model, Path(out), config, overwrite=overwrite, progress=progress)
+
+
+def _extract(
+    data: TaskData,
+    model: str | LoadedModel,
+    out: Path,
+    config: ExtractConfig,
+    *,
+    overwrite: bool,
+    progress: Progress | None,
+) -> ExtractResult:
+    import torch
+
     lm = (
         model
         if isinstance(model, LoadedModel)

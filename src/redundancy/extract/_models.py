@@ -213,7 +213,9 @@ _OFFSET_POSITIONS = {"roberta", "mpnet", "xlm-roberta", "camembert", "longformer
 _DEFAULT_MAX_LENGTH = 512
 
 
-def _is_byte_level(tokenizer) -> bool:
+def is_byte_level(tokenizer) -> bool:
+    """Whether a fast tokenizer pre-tokenises at the byte level (GPT-2, RoBERTa): such tokenizers need
+    ``add_prefix_space`` to encode words given one by one as they would be inside a sentence."""
     try:
         pre = json.loads(tokenizer.backend_tokenizer.to_str()).get("pre_tokenizer") or {}
     except Exception:  # pragma: no cover - tokenizers without a backend
@@ -221,7 +223,7 @@ def _is_byte_level(tokenizer) -> bool:
     return "ByteLevel" in json.dumps(pre)
 
 
-def _max_length(model, tokenizer) -> int:
+def model_max_length(model, tokenizer) -> int:
     """Longest input the model accepts: the tokenizer's limit capped by the position table."""
     limits = []
     tok_max = getattr(tokenizer, "model_max_length", None)
@@ -253,7 +255,7 @@ def load_model(
     kwargs = {"local_files_only": True} if offline and resolved.path is None else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        if _is_byte_level(tokenizer) and not getattr(tokenizer, "add_prefix_space", False):
+        if is_byte_level(tokenizer) and not getattr(tokenizer, "add_prefix_space", False):
             tokenizer = AutoTokenizer.from_pretrained(source, add_prefix_space=True, **kwargs)
         model = AutoModel.from_pretrained(source, **kwargs)
     except OSError as err:
@@ -278,7 +280,7 @@ def load_model(
         tokenizer.padding_side = "right"
     model.eval()
     model.to(device)
-    limit = _max_length(model, tokenizer)
+    limit = model_max_length(model, tokenizer)
     if max_length is not None:
         if max_length > limit:
             raise ModelError(f"max_length {max_length} exceeds the model's limit of {limit} tokens")

@@ -21,9 +21,19 @@ from typing import Any, Protocol
 import numpy as np
 
 from .._serial import write_json_atomic
+from .._torch import torch_threads
 from ..data import SentenceExample, TaskData, load_task
-from ..extract import SHIPPED, ModelError, ResolvedModel, items_sha256, package_versions, resolve_model
-from ..extract._models import _is_byte_level, _max_length, weights_hash
+from ..extract import (
+    SHIPPED,
+    ModelError,
+    ResolvedModel,
+    is_byte_level,
+    items_sha256,
+    model_max_length,
+    package_versions,
+    resolve_model,
+    weights_hash,
+)
 from ..probe import default_metric, score_all
 from ._checkpoint import (
     Checkpoint,
@@ -190,7 +200,7 @@ def load_tokenizer(ref: str, resolved: ResolvedModel):
     kwargs = _hub_kwargs(resolved)
     with _model_errors(ref, resolved):
         tok = AutoTokenizer.from_pretrained(resolved.source, **kwargs)
-        if _is_byte_level(tok) and not getattr(tok, "add_prefix_space", False):
+        if is_byte_level(tok) and not getattr(tok, "add_prefix_space", False):
             tok = AutoTokenizer.from_pretrained(resolved.source, add_prefix_space=True, **kwargs)
     if (
         tok.pad_token is None
@@ -250,15 +260,9 @@ def _torch_session(config: FinetuneConfig):
     device = torch.device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {config.device!r} asked for, but CUDA is not available")
-    previous = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
-        devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            yield device
-    finally:
-        torch.set_num_threads(previous)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch_threads(config.threads), torch.random.fork_rng(devices=devices):
+        yield device
 
 
 def evaluate(
@@ -435,7 +439,7 @@ def finetune(
         torch.manual_seed(config.seed)  # the new head's initialisation
         source = str(ckpt.folder) if ckpt is not None else resolved.source
         net = _load_classifier(model, resolved, source, labels, tokenizer).to(device)
-        max_length = min(config.max_length, _max_length(net, tokenizer))
+        max_length = min(config.max_length, model_max_length(net, tokenizer))
         if max_length < config.max_length:
             logger.warning("max_length %d exceeds the model's limit; using %d", config.max_length, max_length)
         feats, n_at_max = encode(tokenizer, train.items, max_length)  # type: ignore[arg-type]

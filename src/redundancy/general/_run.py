@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .._serial import write_json_atomic
 from ..store import ActivationStore, package_versions
 from ._cluster import REPRESENTATIVES, correlation_linkage, default_thresholds, threshold_sweep
 from ._result import CKAResult, GeneralResult
@@ -29,18 +30,6 @@ class Progress(Protocol):
     """Anything with ``update(n)`` (a tqdm bar, for instance)."""
 
     def update(self, n: int) -> Any: ...
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -224,7 +213,7 @@ def run_general(
     else:
         seconds["total"] = time.perf_counter() - t0
         result = build()
-    _write_json_atomic(out / RESULT_FILE, result.to_dict())
+    write_json_atomic(out / RESULT_FILE, result.to_dict())
     p = result.at()
     logger.info(
         "general: t = %g: %d clusters of %d neurons, %.1f%% redundant; wrote %s",

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._serial import write_json_atomic
+from .._torch import torch_threads
 from ..store import package_versions
 from ._cache import StageCache, cache_key
 from ._config import JobConfig
@@ -369,7 +370,7 @@ def _run_task(job: _Job, target: _Target) -> None:
             write_json_atomic(out / "probe.json", result.to_dict())
             return [out / "probe.json"]
 
-        with _threads(probe_threads):
+        with torch_threads(probe_threads):
             job.cached("probe", task, probe_inputs, run_probe_stage)
 
     pipeline_key = None
@@ -393,7 +394,7 @@ def _run_task(job: _Job, target: _Target) -> None:
             return [out / "pipeline.json", out / "pipeline.md"]
 
         pipeline_inputs = {**probe_inputs, "pipeline": c.pipeline.to_dict()}
-        with _threads(probe_threads):
+        with torch_threads(probe_threads):
             pipeline_key = job.cached("pipeline", task, pipeline_inputs, run_pipeline_stage)
 
     if "compact" in stages:
@@ -425,22 +426,8 @@ def _run_task(job: _Job, target: _Target) -> None:
             "weights": job.weights(target.model),
             "seed": c.seed,
         }
-        with _threads(probe_threads):
+        with torch_threads(probe_threads):
             job.cached("compact", task, inputs, run_compact_stage)
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """Run a block with ``n`` torch threads (None: unchanged), then restore the previous count."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -484,7 +471,6 @@ def run_job(
     force : stages to redo even when cached (``"all"`` for every stage).
     progress : progress callbacks (the CLI's bars); None for none.
     """
-    import torch
 
     from ._config import STAGES
 
@@ -495,9 +481,7 @@ def run_job(
     if unknown:
         raise ValueError(f"unknown stage(s) to force: {sorted(unknown)}; known: {list(STAGES)}")
     out.mkdir(parents=True, exist_ok=True)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    with _run_lock(out):
+    with torch_threads(config.threads), _run_lock(out):
         job = _Job(config, out, force_set, progress)
         for task in config.tasks:
             for target in _targets(job, task):
