@@ -147,3 +147,25 @@ def test_real_valued_labels_use_linear_regression_and_correlations(tmp_path):
     assert r.oracle.dev_score > 0.99 and set(r.oracle.dev) == {"pearson", "spearman"}
     assert r.train.n_labeled == 1497
     assert set(r.ranking[:2]) == {2 * 8 + 3, 0 * 8 + 1}
+
+
+def test_whole_float32_splits_are_views_of_the_memory_map_and_fit_as_copies(planted_stores):
+    """Train/dev/test are read without a copy (read-only views of the stores' memory maps); a probe
+    fitted on them equals one fitted on in-memory copies, and nothing writes to the map."""
+    task = load_probe_task(planted_stores / "train", planted_stores / "dev", planted_stores / "test")
+    for X, split in ((task.X_train, task.train), (task.X_dev, task.dev), (task.X_test, task.test)):
+        assert not X.flags.writeable and X.dtype == np.float32
+        assert np.shares_memory(X, split.store.activations)
+        assert X.shape == (split.store.n_items, split.store.n_neurons)
+    before = np.array(task.X_train)
+    probe = ElasticNetProbe(random_state=0)
+    on_map = probe.fit(task.X_train, task.train.y, task.X_dev, task.dev.y)
+    on_copy = ElasticNetProbe(random_state=0).fit(
+        np.array(task.X_train), task.train.y, np.array(task.X_dev), task.dev.y
+    )
+    np.testing.assert_array_equal(on_map.coef_, on_copy.coef_)
+    np.testing.assert_array_equal(task.X_train, before)
+    # a selection is still an in-memory float32 copy
+    some = task.train.read(neurons=[10, 13, 2])
+    assert some.flags.writeable and not np.shares_memory(some, task.train.store.activations)
+    np.testing.assert_array_equal(some, before[:, [10, 13, 2]])

@@ -34,10 +34,9 @@ from ..extract import LoadedModel, load_model
 from ..extract._extract import Progress, _batches, _no_cache_kwargs, _pad, pool
 from ..extract._models import weights_hash
 from ..extract._plan import plan_sentence_segments, plan_token_segments
-from ..probe import ElasticNetProbe, ProbeTask, evaluate_probe
+from ..probe import ElasticNetProbe, ProbeTask, evaluate_probe, select_columns
 from ..store import package_versions
 from ._result import PipelineResult, PipelineRow
-from ._run import _columns
 
 logger = logging.getLogger(__name__)
 
@@ -339,7 +338,7 @@ def _check_model(task: ProbeTask, lm: LoadedModel) -> None:
 def _retrain(task: ProbeTask, row: PipelineRow, neurons: np.ndarray, template: ElasticNetProbe):
     """The row's probe retrained as the pipeline trains it; returns it and its dev score."""
     est = clone(template).fit(
-        _columns(task.X_train, neurons), task.train.y, _columns(task.X_dev, neurons), task.dev.y
+        select_columns(task.X_train, neurons), task.train.y, select_columns(task.X_dev, neurons), task.dev.y
     )
     dev = float(evaluate_probe(task, est, neurons, "dev")[task.metric])
     if not abs(dev - row.dev) <= _DEV_TOLERANCE:

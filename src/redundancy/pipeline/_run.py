@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-import torch
 from sklearn.base import clone
 
 from ..general import CorrelationClusterer, NeuronStats
@@ -21,6 +20,7 @@ from ..probe import (
     evaluate_probe,
     fit_probe_family,
     load_probe_task,
+    select_columns,
     train_neuron_sets,
 )
 from ..probe._experiments import Progress
@@ -42,16 +42,6 @@ DEFAULT_GRID: tuple[tuple[float, float], ...] = ((3.0, 1.0), (2.0, 1.0), (1.0, 1
 DEFAULT_THRESHOLDS: tuple[float | None, ...] = (None, 0.3)
 
 _STATS_ROWS = 8192  # rows per NeuronStats.update
-
-
-def _columns(X: np.ndarray, neurons: np.ndarray) -> np.ndarray:
-    """``X[:, neurons]`` as a C-ordered float32 copy (a view for a leading range)."""
-    neurons = np.asarray(neurons, dtype=np.int64)
-    if neurons.size and np.array_equal(neurons, np.arange(neurons.size)):
-        return X[:, : neurons.size]
-    if X.dtype == np.float32 and X.flags.c_contiguous:
-        return torch.index_select(torch.from_numpy(X), 1, torch.from_numpy(neurons)).numpy()
-    return np.ascontiguousarray(np.take(X, neurons, axis=1))
 
 
 def _score(task: ProbeTask, probe: ElasticNetProbe, neurons: np.ndarray, split: str) -> float:
@@ -203,7 +193,10 @@ def run_pipeline(
                 )
                 kept = np.sort(np.asarray(cc.representatives_, dtype=np.int64))
                 est = clone(probe).fit(
-                    _columns(task.X_train, kept), task.train.y, _columns(task.X_dev, kept), task.dev.y
+                    select_columns(task.X_train, kept),
+                    task.train.y,
+                    select_columns(task.X_dev, kept),
+                    task.dev.y,
                 )
                 dev, test = _score(task, est, kept, "dev"), _score(task, est, kept, "test")
                 clustered[key] = _Fitted(kept, dev, test, est)

@@ -14,7 +14,10 @@ default_lr(n_features)
 train_probe(train, dev, test=None, neurons=None, layers=None, probe=None)
     One probe on store selections, scored on dev/test (``ProbeResult``).
 load_probe_task, ProbeTask
-    Train/dev/test stores opened, labels mapped by name, activations loaded once.
+    Train/dev/test stores opened, labels mapped by name, activations loaded once (a float32 split
+    with every item labelled is a read-only view of its store's memory map, not a copy).
+select_columns(X, neurons)
+    ``X[:, neurons]`` for the probes: a view for a contiguous range, else a row-major float32 copy.
 layer_probes, oracle_probe, minimal_neuron_set, neuron_controls, train_neuron_sets, baseline_score
     The experiments; ``run_task_redundancy`` runs them all (``TaskRedundancyResult``).
 score, score_all, default_metric
@@ -38,6 +41,7 @@ from ._experiments import (
     neuron_controls,
     oracle_probe,
     run_task_redundancy,
+    select_columns,
     train_neuron_sets,
     train_probe,
 )
@@ -83,6 +87,7 @@ __all__ = [
     "plot_layers",
     "plot_sizes",
     "run_task_redundancy",
+    "select_columns",
     "score",
     "score_all",
     "sklearn_equivalent",

@@ -129,8 +129,15 @@ class ProbeSplit:
         """The labelled items' activations of a selection, float32 ``(n, n_selected)``.
 
         Reads in row order straight from the memory map (contiguous blocks when all items are
-        labelled), so a whole split loads at disk/page-cache speed.
+        labelled), so a whole split loads at disk/page-cache speed. The whole of a float32 store with
+        every item labelled is not copied: the result is a read-only view of the memory map, so the
+        activations live in the page cache (shared, reclaimable) rather than in the process's heap
+        — for EWT POS train that is 1.6 GB less anonymous memory per probe stage.
         """
+        acts = self.store.activations
+        whole = neurons is None and layers is None and self.items.size == self.store.n_items
+        if whole and acts.dtype == np.float32 and acts.flags.c_contiguous:
+            return acts.reshape(acts.shape[0], -1)
         if self.items.size == self.store.n_items:
             return self.store.read(layers=layers, neurons=neurons)
         return self.store.read(items=self.items, layers=layers, neurons=neurons)

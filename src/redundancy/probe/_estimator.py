@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, clone
 
 from . import _fast, _paper
@@ -360,9 +359,7 @@ class ElasticNetProbe(BaseEstimator):
     def _fit_paper(self, batches, X_for_stats, n_features, K, regression, settings, y_enc) -> None:
         transform = None
         if settings["standardize"]:
-            mu, sd = _fast.column_stats(
-                torch.from_numpy(np.ascontiguousarray(X_for_stats, dtype=np.float32)), True
-            )
+            mu, sd = _fast.column_stats(_fast.activations_tensor(X_for_stats), True)
             muf, invf = mu.float(), (1.0 / sd).float()
             transform = lambda t: (t - muf) * invf  # noqa: E731
             mean, scale = mu.numpy(), sd.numpy()

@@ -33,6 +33,7 @@ from ..select import (
 from ..store import ActivationStore, package_versions
 from ._data import LabelMap, ProbeSplit, check_compatible, load_split
 from ._estimator import ElasticNetProbe, fit_probe_family
+from ._fast import activations_tensor
 from ._metrics import default_metric, score_all
 from ._results import (
     ControlsResult,
@@ -123,15 +124,16 @@ def load_probe_task(
 # --------------------------------------------------------------------------- evaluation
 
 
-def _columns(X: np.ndarray, neurons: np.ndarray) -> np.ndarray:
-    """``X[:, neurons]``: a view for one contiguous increasing range, else a row-major copy
+def select_columns(X: np.ndarray, neurons: np.ndarray) -> np.ndarray:
+    """``X[:, neurons]`` (``X``: activations, possibly a read-only view of a store's memory map): a
+    view for one contiguous increasing range, else a row-major float32 copy
     (``torch.index_select``: faster than ``np.take``, and unlike numpy's fancy indexing its result
     is C-ordered, which the row gathers of minibatch training need)."""
     neurons = np.asarray(neurons, dtype=np.int64)
     if neurons.size and neurons[-1] - neurons[0] + 1 == neurons.size and np.all(np.diff(neurons) == 1):
         return X[:, neurons[0] : neurons[-1] + 1]
     if X.dtype == np.float32 and X.flags.c_contiguous:
-        return torch.index_select(torch.from_numpy(X), 1, torch.from_numpy(neurons)).numpy()
+        return torch.index_select(activations_tensor(X), 1, torch.from_numpy(neurons)).numpy()
     return np.take(X, neurons, axis=1)
 
 
@@ -167,7 +169,7 @@ def evaluate_probe(
     sp, X = (task.dev, task.X_dev) if split == "dev" else (task.test, task.X_test)
     if sp is None or X is None:
         raise ValueError(f"no {split} split")
-    return _scores(task, split, probe.predict_ids(_columns(X, neurons)))
+    return _scores(task, split, probe.predict_ids(select_columns(X, neurons)))
 
 
 def _result(
@@ -181,9 +183,9 @@ def _result(
     X_test: np.ndarray | None = None,
 ) -> ProbeResult:
     """Score a fitted probe; ``X_dev``/``X_test`` may hold its columns already (else they are taken)."""
-    X_dev = _columns(task.X_dev, neurons) if X_dev is None else X_dev
+    X_dev = select_columns(task.X_dev, neurons) if X_dev is None else X_dev
     if task.test is not None and X_test is None:
-        X_test = _columns(task.X_test, neurons)
+        X_test = select_columns(task.X_test, neurons)
     return ProbeResult(
         name=name,
         n_neurons=int(neurons.size),
@@ -223,15 +225,17 @@ def train_neuron_sets(
     if not nested:
         out = []
         for i, (s, n) in enumerate(zip(sets, names, strict=True)):
-            p = clone(probe).fit(_columns(task.X_train, s), task.train.y, _columns(task.X_dev, s), task.dev.y)
+            p = clone(probe).fit(
+                select_columns(task.X_train, s), task.train.y, select_columns(task.X_dev, s), task.dev.y
+            )
             out.append(_result(task, p, s, n))
             if progress is not None:
                 progress(stage, i + 1, len(sets))
         return out
     # columns of the largest set, taken once per split; every probe reads a prefix of them
-    X = _columns(task.X_train, longest)
-    Xd = _columns(task.X_dev, longest)
-    Xt = None if task.X_test is None else _columns(task.X_test, longest)
+    X = select_columns(task.X_train, longest)
+    Xd = select_columns(task.X_dev, longest)
+    Xt = None if task.X_test is None else select_columns(task.X_test, longest)
     ranges = [[(0, int(s.size))] for s in sets]
     probes = fit_probe_family(
         probe, X, task.train.y, ranges, Xd, task.dev.y, progress=_stage(progress, stage)

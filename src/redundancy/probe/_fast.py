@@ -41,8 +41,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,6 +68,18 @@ class FitOutput:
     n_epochs: float = 0.0
     best_monitor: float | None = None
     history: list[dict] = field(default_factory=list)
+
+
+def activations_tensor(X: np.ndarray, dtype: Any = np.float32) -> torch.Tensor:
+    """``X`` as a float tensor without a copy where possible, also when ``X`` is read-only (a view of a
+    store's memory map, :meth:`ProbeSplit.read`). torch warns that it cannot protect a non-writable
+    array; the probes only read their activations, so the warning is silenced here and nowhere else."""
+    a = np.ascontiguousarray(X, dtype=dtype)
+    if a.flags.writeable:
+        return torch.from_numpy(a)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(a)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -253,7 +267,7 @@ def fit_family_minibatch(
     a new best, the family when all have stopped.
     """
     t0 = time.perf_counter()
-    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    Xt = activations_tensor(X)
     n, D = Xt.shape
     layout = _layout(families, D)
     P, K = layout.n_probes, n_outputs
@@ -281,7 +295,7 @@ def fit_family_minibatch(
     eval_every = max(1, steps_per_epoch // max(evals_per_epoch, 1), total // 20)
     watch = early_stopping and X_dev is not None and y_dev is not None and len(y_dev) > 0
     if watch:
-        Xd = torch.from_numpy(np.ascontiguousarray(X_dev, dtype=np.float32))
+        Xd = activations_tensor(X_dev)
         yd = torch.from_numpy(np.asarray(y_dev, dtype=np.float64 if regression else np.int64))
     best = np.full(P, -np.inf)
     bad = np.zeros(P, dtype=np.int64)
@@ -438,7 +452,7 @@ def fit_fista(
     """
     n, d = X.shape
     dtype = torch.float64 if n * d <= 5_000_000 else torch.float32
-    Xt = torch.from_numpy(np.ascontiguousarray(X)).to(dtype)
+    Xt = activations_tensor(X, X.dtype).to(dtype)
     mu64, sd64 = column_stats(Xt.float() if dtype == torch.float32 else Xt, standardize)
     Xs = (Xt - mu64.to(dtype)) / sd64.to(dtype)  # small data: an explicit standardised copy is fine
     K = n_outputs
@@ -483,7 +497,7 @@ def fit_fista(
     F_old = smooth(x, False)[0] + penalty(x)
     watch = early_stopping and X_dev is not None and y_dev is not None and len(y_dev) > 0
     if watch:
-        Xd = (torch.from_numpy(np.ascontiguousarray(X_dev)).to(dtype) - mu64.to(dtype)) / sd64.to(dtype)
+        Xd = (activations_tensor(X_dev, X_dev.dtype).to(dtype) - mu64.to(dtype)) / sd64.to(dtype)
         yd = torch.from_numpy(np.asarray(y_dev, dtype=np.float64 if regression else np.int64))
     best, bad, best_x = -np.inf, 0, x.clone()
     history: list[dict] = []

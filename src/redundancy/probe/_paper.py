@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from ._fast import activations_tensor
+
 logger = logging.getLogger(__name__)
 
 PAPER_RECIPE = {
@@ -98,7 +100,7 @@ def fit_paper(
     for epoch in range(epochs):
         total, count = 0.0, 0
         for Xb, yb in batches():
-            inputs = torch.from_numpy(np.ascontiguousarray(Xb, dtype=np.float32))
+            inputs = activations_tensor(Xb)
             if transform is not None:
                 inputs = transform(inputs)
             labels = torch.from_numpy(np.asarray(yb, dtype=np.float32 if regression else np.int64))
