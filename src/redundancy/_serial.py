@@ -62,22 +62,27 @@ def nan_if_none(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write a stage result as JSON beside ``path``, fsync, then rename over it: readers see the old
-    file or the new one, never half. ``obj`` goes through :func:`json_ready` first, so NaN is written
-    as null and the file is strict JSON (a value JSON cannot hold raises before anything is written).
-    (Store manifests use ``redundancy.store``'s canonical writer.)"""
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` beside ``path``, fsync, then rename over it: readers see the old file or the new
+    one, never half; the temporary file is removed when the write fails."""
     path = Path(path)
-    text = json.dumps(json_ready(obj), indent=1, allow_nan=False, ensure_ascii=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write a stage result as JSON with :func:`write_bytes_atomic`. ``obj`` goes through
+    :func:`json_ready` first, so NaN is written as null and the file is strict JSON (a value JSON
+    cannot hold raises before anything is written). (Store manifests use ``redundancy.store``'s
+    canonical writer.)"""
+    text = json.dumps(json_ready(obj), indent=1, allow_nan=False, ensure_ascii=False)
+    write_bytes_atomic(path, (text + "\n").encode("utf-8"))

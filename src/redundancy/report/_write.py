@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._serial import json_ready
+from .._serial import json_ready, write_bytes_atomic, write_json_atomic
 from ._blocks import Block, figures_of
 from ._compare import comparison_rows
 from ._document import build_document
@@ -63,20 +62,6 @@ def results_dict(report: Report, blocks: tuple[Block, ...] | None = None) -> dic
     return json_ready(d)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` beside ``path`` and rename it into place: readers see the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_report(report: Report, out_dir: str | os.PathLike, *, figures: bool = True) -> ReportFiles:
     """Write the report of ``report`` into ``out_dir`` (created), each file atomically.
 
@@ -96,7 +81,7 @@ def write_report(report: Report, out_dir: str | os.PathLike, *, figures: bool = 
     written = []
     for f in figures_of(blocks):
         path = fig_dir / f.file
-        _write_atomic(path, f.png)
+        write_bytes_atomic(path, f.png)
         written.append(path)
     keep = {p.name for p in written}
     for old in fig_dir.glob("*.png"):
@@ -104,11 +89,10 @@ def write_report(report: Report, out_dir: str | os.PathLike, *, figures: bool = 
             logger.info("removing stale figure %s", old)
             old.unlink()
     results = out / RESULTS_FILE
-    text = json.dumps(results_dict(report, blocks), indent=1, allow_nan=False, ensure_ascii=False)
-    _write_atomic(results, (text + "\n").encode("utf-8"))
+    write_json_atomic(results, results_dict(report, blocks))
     markdown = out / MARKDOWN_FILE
-    _write_atomic(markdown, render_markdown(blocks).encode("utf-8"))
+    write_bytes_atomic(markdown, render_markdown(blocks).encode("utf-8"))
     page = out / HTML_FILE
-    _write_atomic(page, render_html(blocks, report.title).encode("utf-8"))
+    write_bytes_atomic(page, render_html(blocks, report.title).encode("utf-8"))
     logger.info("report: wrote %s, %s, %s and %d figures", results, markdown, page, len(written))
     return ReportFiles(out_dir=out, results=results, markdown=markdown, html=page, figures=tuple(written))
