@@ -34,7 +34,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt Makefile
 run: $(STAMP)
 	$(BIN)/redundancy run examples/default.toml --out $(OUT)
 
+# The linter first (pyproject.toml's [tool.ruff]), then the suite (tests/test_architecture.py checks
+# the import rules of docs/architecture.md and runs every doctest of the package).
 test: $(STAMP) browser
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
 
 # Benchmarks print ratios measured in one run; the probe bench reuses the main job's stores (~10 min).

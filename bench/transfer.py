@@ -1,6 +1,6 @@
 """Efficient-transfer benchmark: tagging speed of the compact model vs the full model + oracle probe.
 
-Both sides run the same predict path (:class:`redundancy.pipeline.CompactModel`: planning, length-sorted
+Both sides run the same predict path (:class:`redundancy.compact.CompactModel`: planning, length-sorted
 batches, forward pass, pooling, linear probe) over the same EWT POS test sentences, the same batch
 size and thread count; only the model depth and the probe's columns differ:
 
@@ -40,9 +40,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from redundancy.compact import CompactModel, export_compact
 from redundancy.data import load_task
 from redundancy.extract import load_model
-from redundancy.pipeline import CompactModel, choose_row, export_compact, run_pipeline
+from redundancy.pipeline import choose_row, run_pipeline
 from redundancy.probe import ElasticNetProbe, load_probe_task
 
 logger = logging.getLogger("bench.transfer")
@@ -63,7 +64,7 @@ def make_compact(args) -> None:
         row.dev,
         row.test,
     )
-    export_compact(task, row, result.model, args.compact, seed=0)
+    export_compact(task, row, result.model, args.compact)
 
 
 def full_model(compact: CompactModel, args) -> tuple[CompactModel, str]:
@@ -86,7 +87,9 @@ def full_model(compact: CompactModel, args) -> tuple[CompactModel, str]:
         rng = np.random.default_rng(0)
         coef = rng.normal(scale=0.05, size=(K, n)).astype(np.float32)
         intercept, kind = np.zeros(K), "random weights (speed does not depend on them)"
-    full = CompactModel(lm=lm, info=full_info, coef=coef, intercept=intercept, device=args.device)
+    full = CompactModel(
+        lm=lm, info=full_info, coef=coef, intercept=intercept, device=args.device, threads=args.threads
+    )
     return full, kind
 
 

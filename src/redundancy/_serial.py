@@ -1,15 +1,18 @@
-"""Shared helpers for the stage results' ``to_dict`` / ``from_dict``: plain JSON values, NaN as null,
-strict field checks, and the atomic JSON writer of stage results."""
+"""Shared helpers for the stage results' ``to_dict`` / ``from_dict`` (plain JSON values, NaN as null,
+strict field checks) and the package's one way to write files and folders atomically."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -62,21 +65,87 @@ def nan_if_none(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` beside ``path``, fsync, then rename over it: readers see the old file or the new
-    one, never half; the temporary file is removed when the write fails."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open a temporary file beside ``path`` for binary writing; on success flush, fsync and rename it
+    over ``path`` (then fsync the folder), so readers see the old file or the new one, never half.
+    When the block raises, the temporary file is removed and ``path`` is untouched.
+
+    The one atomic file writer of the package (stage results, figures, arrays, predictions, manifests).
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> with atomic_file(d / "a.bin") as f:
+    ...     _ = f.write(b"new")
+    >>> (d / "a.bin").read_bytes(), sorted(p.name for p in d.iterdir())
+    (b'new', ['a.bin'])
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a rename/creation inside ``path`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through :func:`atomic_file`."""
+    with atomic_file(path) as f:
+        f.write(data)
+
+
+def write_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """``np.save`` (no pickle) through :func:`atomic_file`, streamed: no second copy in memory."""
+    with atomic_file(path) as f:
+        np.save(f, array, allow_pickle=False)
+
+
+def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Put the finished folder ``tmp`` at ``target``, replacing an old one: the old folder is moved
+    aside to ``TARGET.old`` first and removed last, so an interruption leaves either folder whole
+    (:func:`recover_dir` puts a set-aside one back).
+
+    The one "replace a folder atomically" helper of the package (compact models, checkpoints).
+    """
+    tmp, target = Path(tmp), Path(target)
+    old = target.with_name(target.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_dir(target: str | os.PathLike) -> None:
+    """After an interrupted :func:`replace_dir`: when ``target`` is missing but ``TARGET.old`` is
+    there, move it back."""
+    target = Path(target)
+    old = target.with_name(target.name + ".old")
+    if not target.exists() and old.exists():
+        os.replace(old, target)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -144,3 +144,35 @@ def test_console_script_is_installed():
 
 def test_parser_is_importable_without_torch_side_effects():
     assert build_parser().prog == "redundancy"
+
+
+def test_probe_and_pipeline_share_the_probe_flags():
+    parser = build_parser()
+    common = ["--train", "a", "--dev", "b", "--out", "c", "--solver", "paper", "--l1", "1e-3", "--lr", "0.01"]
+    probe = vars(parser.parse_args(["probe", *common]))
+    pipeline = vars(parser.parse_args(["pipeline", *common]))
+    shared = (
+        "solver",
+        "l1",
+        "l2",
+        "seed",
+        "metric",
+        "max_epochs",
+        "batch_size",
+        "lr",
+        "class_weight",
+        "threads",
+    )
+    assert {k: probe[k] for k in shared} == {k: pipeline[k] for k in shared}
+    assert probe["solver"] == "paper" and probe["l1"] == 1e-3 and probe["seed"] == 0
+    assert (
+        parser.parse_args(["probe", "--train", "a", "--dev", "b", "--out", "c", "--seeds", "2"]).n_seeds == 2
+    )
+
+
+def test_probe_template_defaults_are_the_probes():
+    from redundancy.cli._probe import probe_template
+    from redundancy.probe import ElasticNetProbe
+
+    args = build_parser().parse_args(["pipeline", "--train", "a", "--dev", "b", "--out", "c", "--seed", "3"])
+    assert probe_template(args).get_params() == ElasticNetProbe(random_state=3).get_params()

@@ -65,7 +65,7 @@ def _leftovers(folder: Path) -> list[Path]:
 def test_fetch_pos_from_mirror(mirror, real_data_dir, tmp_path):
     url, requests = mirror
     seen: list[tuple[str, int, int | None]] = []
-    root = fetch("pos", cache_dir=tmp_path, mirror=url, progress=lambda *a: seen.append(a))
+    root = fetch("pos", cache_dir=tmp_path, mirror=url, progress=lambda *a, **kw: seen.append(a))
     assert root == tmp_path / "data"
     folder = root / "ud-english-ewt"
     names = ["en_ewt-ud-train.conllu", "en_ewt-ud-dev.conllu", "en_ewt-ud-test.conllu"]

@@ -161,7 +161,7 @@ def test_resume_after_killed_process_is_bit_identical(tiny, tmp_path):
 
         class Killer:
             n = 0
-            def update(self, k):
+            def __call__(self, what, done, total, unit="step"):
                 self.n += 1
                 if self.n == 3:  # chunk 0 is committed by now, chunk 1 may be
                     os._exit(9)  # die mid-run, without any clean-up
@@ -246,15 +246,25 @@ def test_threads_and_float16(tiny, tmp_path):
     before = torch.get_num_threads()
     seen = []
 
-    class Spy:
-        def update(self, n):
-            seen.append(torch.get_num_threads())
+    calls = []
+
+    def spy(what, done, total, unit="step"):
+        seen.append(torch.get_num_threads())
+        calls.append((what, done, total, unit))
 
     try:
         torch.set_num_threads(2)
         config = ExtractConfig(dtype="float16", threads=1)
-        extract(token_task(), str(tiny("bert")), tmp_path / "s", config, progress=Spy())
+        data = token_task()
+        extract(data, str(tiny("bert")), tmp_path / "s", config, progress=spy)
         assert seen and set(seen) == {1}
+        # the one Progress shape: cumulative rows of one named piece of work, ending at the total
+        assert {c[0] for c in calls} == {f"extract {data.spec.name}/{data.split}"}
+        assert [c[1] for c in calls] == sorted(c[1] for c in calls) and calls[-1][1:] == (
+            data.n_items,
+            data.n_items,
+            "word",
+        )
         assert torch.get_num_threads() == 2
         with pytest.raises(ValueError, match="no items"):
             extract(replace(token_task(), items=()), str(tiny("bert")), tmp_path / "e", config)

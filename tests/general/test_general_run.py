@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from synthetic import write_store as write_synthetic_store
 
 from redundancy.general import (
     GeneralResult,
@@ -15,7 +16,7 @@ from redundancy.general import (
     load_result,
     run_general,
 )
-from redundancy.store import ActivationStore, StoreError, StoreManifest, StoreWriter, plan_hash
+from redundancy.store import ActivationStore, StoreError, plan_hash
 
 LAYERS, HIDDEN = 3, 6
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -32,38 +33,32 @@ def write_store(path, n_items: int = 90, seed: int = 0, dtype: str = "float32"):
     values = values.reshape(n_items, LAYERS, HIDDEN)
     sentence_ids = np.repeat(np.arange(n_items // 3), 3).astype(np.int32)
     positions = np.tile(np.arange(3), n_items // 3).astype(np.int32)
-    manifest = StoreManifest(
+    labels = rng.integers(0, 2, size=n_items).astype(np.int32)
+    return write_synthetic_store(
+        path,
+        values,
+        labels,
+        ("A", "B"),
+        task="pos",
+        sentence_ids=sentence_ids,
+        positions=positions,
+        chunks=np.array_split(np.arange(n_items), 2),
         model="org/tiny",
         weights_sha256="w" * 64,
         tokenizer="org/tiny",
-        task="pos",
-        split="train",
-        level="token",
-        aggregation="last",
         dtype=dtype,
-        n_items=n_items,
-        n_layers=LAYERS,
-        hidden=HIDDEN,
-        n_sentences=n_items // 3,
-        label_type="class",
-        label_names=("A", "B"),
         plan_hash=plan_hash({"seed": seed, "n": n_items}),
-        n_chunks=2,
     )
-    labels = rng.integers(0, 2, size=n_items).astype(np.int32)
-    with StoreWriter.create_or_resume(path, manifest, labels, sentence_ids, positions) as writer:
-        for cid, idx in enumerate(np.array_split(np.arange(n_items), 2)):
-            writer.write_chunk(cid, idx, values[idx])
-        writer.finalize()
-    return path
 
 
 class Counter:
+    """A progress callback that keeps the last cumulative count."""
+
     def __init__(self):
         self.n = 0
 
-    def update(self, n):
-        self.n += n
+    def __call__(self, what, done, total, unit="step"):
+        self.n = done
 
 
 @pytest.fixture(scope="module")

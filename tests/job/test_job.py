@@ -13,6 +13,7 @@ from redundancy.job import ConfigError, JobConfig, RunBusyError, load_config, ru
 from redundancy.store import StoreError
 
 STAGES = ["extract", "general", "probe", "pipeline", "compact", "report"]
+STORES = ("train", "dev", "test")
 
 
 def _config(tmp_path: Path, model: Path, **extra) -> str:
@@ -28,7 +29,7 @@ def _config(tmp_path: Path, model: Path, **extra) -> str:
         "step = 0.25",
         "[probe]",
         f"l1 = {extra.pop('l1', 1e-5)}",
-        "seeds = 0",
+        "n_seeds = 0",
         "random_draws = 1",
     ]
     path = tmp_path / "job.toml"
@@ -70,6 +71,20 @@ def test_default_config_reads():
         ('tasks = ["nope"]\n', "unknown task(s) ['nope']"),
         ('tasks = ["pos"]\n[probe]\nl1 = "big"\n', "probe.l1: expected a finite number"),
         ('tasks = ["pos"]\n[extract]\nbatch_size = 0\n', "extract.batch_size: must be >= 1"),
+        ('tasks = ["pos"]\n[extract]\nmax_train_tokens = 0\n', "extract.max_train_tokens: must be >= 1"),
+        ('tasks = ["pos"]\nthreads = 0\n', "threads: must be >= 1"),
+        ('tasks = ["pos"]\nthreads = -2\n', "threads: must be >= 1"),
+        ('tasks = ["pos"]\n[probe]\nthreads = 0\n', "probe.threads: must be >= 1"),
+        ('tasks = ["pos"]\n[pipeline]\nthresholds = ["none", 1.5]\n', "pipeline.thresholds[1]"),
+        (
+            'tasks = ["pos"]\n[general]\nreport_threshold = 2\n',
+            "general.report_threshold: must lie in [0, 1]",
+        ),
+        ('tasks = ["pos"]\n[probe]\nsolver = "slow"\n', "probe.solver: must be one of fast, paper"),
+        (
+            'tasks = ["pos"]\n[probe]\nseeds = 1\nn_seeds = 2\n',
+            "probe.seeds: is the old name of probe.n_seeds",
+        ),
         ('tasks = ["pos"]\n[pipeline]\nthresholds = [-1]\n', "pipeline.thresholds[0]"),
         ('tasks = ["pos"]\n[pipeline]\ngrid = [[3]]\n', "pipeline.grid[0]"),
         ('tasks = ["pos"]\nstages = ["extract", "dance"]\n', "unknown stage(s) ['dance']"),
@@ -91,6 +106,127 @@ def test_missing_config_file(tmp_path):
         load_config(tmp_path / "none.toml")
 
 
+def test_replace_is_checked_like_a_file():
+    import dataclasses
+
+    config = JobConfig()
+    with pytest.raises(ConfigError, match="extract.batch_size: must be >= 1"):
+        dataclasses.replace(config.extract, batch_size=0)
+    with pytest.raises(ConfigError, match="threads: must be >= 1"):
+        dataclasses.replace(config, threads=-1)
+    with pytest.raises(ConfigError, match="threads: must be >= 1"):
+        dataclasses.replace(config, threads=0)
+    with pytest.raises(ConfigError, match=r"unknown task\(s\) \['nope'\]"):
+        dataclasses.replace(config, tasks=("nope",))
+    with pytest.raises(ConfigError, match=r"pipeline.thresholds\[0\]"):
+        dataclasses.replace(config.pipeline, thresholds=(-0.1,))
+    with pytest.raises(ConfigError, match="compact.min_share"):
+        dataclasses.replace(config.compact, min_share=0)
+    with pytest.raises(ConfigError, match="expected ExtractSettings"):
+        dataclasses.replace(config, extract={"batch_size": 0})
+
+
+def test_defaults_are_the_stages_own():
+    import inspect
+
+    from redundancy.pipeline import DEFAULT_GRID, DEFAULT_THRESHOLDS, choose_row
+    from redundancy.probe import ElasticNetProbe
+
+    c = JobConfig()
+    probe = ElasticNetProbe()
+    assert (
+        (c.probe.l1, c.probe.l2, c.probe.solver) == (probe.l1, probe.l2, probe.solver) == (1e-5, 1e-5, "fast")
+    )
+    assert c.pipeline.grid == DEFAULT_GRID == ((3.0, 1.0), (2.0, 1.0), (1.0, 1.0))
+    assert c.pipeline.thresholds == DEFAULT_THRESHOLDS == (None, 0.3)
+    assert c.compact.min_share == inspect.signature(choose_row).parameters["min_share"].default == 0.97
+    assert c.probe.n_seeds == 3 and c.probe.random_draws == 3 and c.probe.delta == 1.0
+
+
+def test_seeds_is_a_deprecated_name_of_n_seeds(tmp_path, caplog):
+    path = tmp_path / "old.toml"
+    path.write_text('tasks = ["pos"]\n[probe]\nseeds = 5\n')
+    with caplog.at_level("WARNING", logger="redundancy.job"):
+        config = load_config(path)
+    assert config.probe.n_seeds == 5
+    assert "probe.seeds is deprecated" in caplog.text and str(path) in caplog.text
+    assert JobConfig.from_dict(config.to_dict()) == config
+
+
+_STORES = {"train": "plan-train", "dev": "plan-dev", "test": "plan-test"}
+
+
+def test_threads_change_no_stage_key():
+    import dataclasses
+
+    from redundancy.job import stage_keys
+
+    config = JobConfig(tasks=("sem",))
+    keys = stage_keys(config, _STORES, weights="w")
+    assert set(keys) == {"finetune", "extract/train", "extract/dev", "extract/test"} | {
+        "general",
+        "probe",
+        "pipeline",
+        "compact",
+    }
+    for changed in (
+        dataclasses.replace(config, threads=1),
+        dataclasses.replace(config, threads=7),
+        dataclasses.replace(config, probe=dataclasses.replace(config.probe, threads=2)),
+    ):
+        assert changed.compute != config.compute
+        assert stage_keys(changed, _STORES, weights="w") == keys
+
+
+def test_each_stage_is_keyed_on_what_it_reads():
+    import dataclasses
+
+    from redundancy.job import stage_keys
+
+    config = JobConfig(tasks=("sem",))
+    keys = stage_keys(config, _STORES, weights="w")
+
+    def changed(**probe) -> set[str]:
+        other = stage_keys(
+            dataclasses.replace(config, probe=dataclasses.replace(config.probe, **probe)),
+            _STORES,
+            weights="w",
+        )
+        return {stage for stage in keys if other[stage] != keys[stage]}
+
+    # the pipeline ranks with its own default ("paper") and never reads [probe] ranking
+    assert changed(ranking="abs") == {"probe"}
+    for analysis_only in (
+        {"delta": 2.0},
+        {"n_seeds": 1},
+        {"random_draws": 1},
+        {"controls": False},
+        {"rank_l1": 1e-3},
+    ):
+        assert changed(**analysis_only) == {"probe"}
+    # the probe template is read by the probe, pipeline and compact stages
+    assert changed(l1=1e-3) == changed(solver="paper") == {"probe", "pipeline", "compact"}
+    grid = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, grid=((3.0, 1.0),)))
+    other = stage_keys(grid, _STORES, weights="w")
+    assert {s for s in keys if other[s] != keys[s]} == {"pipeline", "compact"}
+    compact = dataclasses.replace(config, compact=dataclasses.replace(config.compact, min_share=0.9))
+    other = stage_keys(compact, _STORES, weights="w")
+    assert {s for s in keys if other[s] != keys[s]} == {"compact"}
+    # whether the pretrained model is compared changes what is analysed, not the fine-tuning
+    ft = dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, compare_pretrained=False))
+    assert stage_keys(ft, _STORES, weights="w") == keys
+
+
+def test_cli_overrides_are_checked(tmp_path, capsys):
+    path = tmp_path / "job.toml"
+    path.write_text('tasks = ["pos"]\n')
+    assert (
+        main(["-q", "run", str(path), "--threads", "0", "--no-progress", "--out", str(tmp_path / "r")]) == 2
+    )
+    assert "threads: must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_run_caches_every_stage_and_resumes(tmp_path, tiny, data_dir, monkeypatch):
     cfg = _config(tmp_path, tiny("bert"))
     run = tmp_path / "run"
@@ -108,6 +244,26 @@ def test_run_caches_every_stage_and_resumes(tmp_path, tiny, data_dir, monkeypatc
     assert (run / "probe" / "sem" / "probe.json").is_file()
     assert json.loads((run / "general" / "sem" / "general.json").read_text())["n_items"] > 0
     mtime = (run / "pipeline" / "sem" / "pipeline.json").stat().st_mtime_ns
+
+    # the recorded keys are the ones stage_keys gives: it says what a change of config reruns
+    from redundancy.job import stage_keys
+
+    job = json.loads((run / "job.json").read_text())
+    recorded = {s["stage"] if s["task"] == "sem" else s["task"]: s["key"] for s in job["stages"]}
+    recorded = {f"extract/{k[4:]}" if k.startswith("sem-") else k: v for k, v in recorded.items()}
+    manifests = {
+        sp: json.loads((run / "stores" / f"sem-{sp}" / "manifest.json").read_text()) for sp in STORES
+    }
+    records = {sp: json.loads((run / "cache" / "extract" / f"sem-{sp}.json").read_text()) for sp in STORES}
+    expected = stage_keys(
+        load_config(cfg),
+        {sp: m["plan_hash"] for sp, m in manifests.items()},
+        weights=manifests["train"]["weights_sha256"],
+        data={sp: (r["inputs"]["items"], r["inputs"]["files"]) for sp, r in records.items()},
+        versions=job["versions"],
+    )
+    for stage in ("extract/train", "extract/dev", "extract/test", "general", "probe", "pipeline", "compact"):
+        assert recorded[stage] == expected[stage], stage
 
     # a rerun does nothing
     assert main(["-q", "run", cfg, "--no-progress", "--data-dir", str(data_dir)]) == 0

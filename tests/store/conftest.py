@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import store_manifest
 
 from redundancy.store import StoreManifest, StoreWriter, plan_hash
 
@@ -84,7 +85,7 @@ def make_fake(
     order = rng.permutation(n)  # scattered, like length-sorted batches
     chunks = [np.sort(c) if i % 2 else c for i, c in enumerate(np.array_split(order, n_chunks))]
     plan = plan if plan is not None else {"model": "tiny", "dtype": dtype, "seed": seed, "n_chunks": n_chunks}
-    manifest = StoreManifest(
+    manifest = store_manifest(
         model="org/tiny-model",
         weights_sha256="weights-sha256-0123",
         model_source="cache",

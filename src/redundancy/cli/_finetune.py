@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 
-from ._progress import bar
+from ._progress import stage_bars
 
 logger = logging.getLogger("redundancy.cli")
 
@@ -90,10 +90,10 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         device=args.device,
     )
-    with bar(0, "ex", f"finetune {args.task}", not args.no_progress) as progress:
+    with stage_bars(not args.no_progress) as progress:
         result = finetune(args.task, args.model, args.out, config, data_dir=args.data_dir, progress=progress)
     json.dump(result.summary(), sys.stdout, indent=2)
-    print()
+    sys.stdout.write("\n")
     if not result.finished:
         logger.info(
             "stopped at step %d of %d; rerun without --max-steps to finish", result.steps, result.total_steps

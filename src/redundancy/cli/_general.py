@@ -7,7 +7,7 @@ import json
 import logging
 import re
 
-from ._progress import bar
+from ._progress import stage_bars
 
 logger = logging.getLogger("redundancy.cli")
 
@@ -55,23 +55,23 @@ def _compact_json(obj) -> str:
 
 def _cmd_general(args: argparse.Namespace) -> int:
     from ..general import run_general
-    from ..store import ActivationStore
 
-    store = ActivationStore.open(args.store)
-    desc = f"{store.manifest.task}/{store.manifest.split}"
-    with bar(store.n_items, "item", desc, not args.no_progress, unit_scale=True) as progress:
+    given = {  # unset ones: run_general's defaults
+        "step": args.step,
+        "report_threshold": args.report_threshold,
+        "representative": args.representative,
+        "batch_size": args.batch_size,
+    }
+    with stage_bars(not args.no_progress) as progress:
         result = run_general(
-            store,
+            args.store,
             args.out,
             thresholds=args.thresholds,
-            step=args.step,
-            report_threshold=args.report_threshold,
             seed=args.seed,
-            representative=args.representative,
-            batch_size=args.batch_size,
             save_correlation=args.save_correlation,
             figures=not args.no_figures,
             progress=progress,
+            **{k: v for k, v in given.items() if v is not None},
         )
     print(_compact_json(result.summary()))
     return 0
@@ -92,21 +92,19 @@ def add_parser(subparsers) -> None:
         type=_thresholds,
         help="distance thresholds to cut at, comma-separated (e.g. 0.1,0.2,0.3)",
     )
-    sweep.add_argument("--step", type=_step, default=0.05, help="sweep 0.0, step, ..., 1.0 (default 0.05)")
+    sweep.add_argument("--step", type=_step, help="sweep 0.0, step, ..., 1.0 (default 0.05)")
     g.add_argument(
         "--report-threshold",
         type=float,
-        default=0.3,
         help="headline threshold, added to the sweep if missing (default 0.3, as the paper)",
     )
     g.add_argument(
         "--representative",
         choices=["random", "central"],
-        default="random",
         help="neuron kept per cluster: random (the paper) or the most central member (default random)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed of the random representative picks (default 0)")
-    g.add_argument("--batch-size", type=_positive, default=4096, help="items read per batch (default 4096)")
+    g.add_argument("--batch-size", type=_positive, help="items read per batch (default 4096)")
     g.add_argument(
         "--save-correlation",
         action="store_true",

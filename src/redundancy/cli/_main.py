@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ._progress import bar
+from ._progress import stage_bars
 
 logger = logging.getLogger("redundancy.cli")
 
@@ -56,9 +56,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         if args.out
         else Path("runs") / default_store_name(lm.name, data.spec.name, data.split, agg)
     )
-    unit = "word" if data.spec.level == "token" else "ex"
-    with bar(data.n_items, unit, f"{data.spec.name}/{data.split}", not args.no_progress) as progress:
-        result = extract(data, lm, out, config, overwrite=args.overwrite, progress=progress)
+    with stage_bars(not args.no_progress) as bars:
+        result = extract(data, lm, out, config, overwrite=args.overwrite, progress=bars)
     if result.chunks_computed == 0:
         logger.info("store %s was already complete; nothing to do", out)
     print(json.dumps(result.to_dict(), indent=2))
@@ -213,7 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(-1 if args.quiet else args.verbose)
     from ..data import DataFormatError, FetchError
     from ..extract import ModelError
-    from ..job import RunBusyError
     from ..store import StoreError
 
     try:
@@ -222,7 +220,6 @@ def main(argv: list[str] | None = None) -> int:
         DataFormatError,
         FetchError,
         ModelError,
-        RunBusyError,
         StoreError,
         FileNotFoundError,
         KeyError,

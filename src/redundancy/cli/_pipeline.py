@@ -10,6 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ._probe import add_probe_flags, probe_template
+
 logger = logging.getLogger("redundancy.cli")
 
 DESCRIPTION = """\
@@ -62,32 +64,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--grid",
         type=_pair,
         nargs="+",
-        default=[(3.0, 1.0), (2.0, 1.0), (1.0, 1.0)],
         metavar="DL,DN",
         help="tolerance pairs delta_layer,delta_neuron in percent (default: 3,1 2,1 1,1)",
     )
     p.add_argument(
         "--thresholds",
         type=_thresholds,
-        default=(None, 0.3),
         metavar="T,...",
         help="clustering thresholds, 'none' = no clustering step (default: none,0.3)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the probes and the cluster representatives")
-    p.add_argument(
-        "--solver",
-        choices=["fast", "paper"],
-        default="fast",
-        help="probe solver (see `redundancy probe --help`; default fast)",
-    )
-    p.add_argument("--l1", type=float, default=1e-5, help="L1 penalty weight (default 1e-5, as the paper)")
-    p.add_argument("--l2", type=float, default=1e-5, help="L2 penalty weight (default 1e-5, as the paper)")
-    p.add_argument(
-        "--metric",
-        help="override the task's metric (accuracy, macro_f1, chunk_f1, f1, mcc, pearson, spearman)",
-    )
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_probe_flags(p)
     p.set_defaults(func=run)
     return p
 
@@ -97,23 +83,21 @@ def run(args: argparse.Namespace) -> int:
     from .._serial import write_json_atomic
     from .._torch import torch_threads
     from ..pipeline import run_pipeline
-    from ..probe import ElasticNetProbe
     from ._progress import stage_bars
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    probe = ElasticNetProbe(l1=args.l1, l2=args.l2, solver=args.solver, random_state=args.seed)
+    given = {"grid": args.grid, "thresholds": args.thresholds}  # unset: the pipeline's defaults
     with torch_threads(args.threads), stage_bars(not args.no_progress) as bars:
         result = run_pipeline(
             args.train,
             args.dev,
             args.test,
-            grid=tuple(args.grid),
-            thresholds=tuple(args.thresholds),
-            probe=probe,
+            probe=probe_template(args),
             seed=args.seed,
             metric=args.metric,
             progress=bars,
+            **{k: tuple(v) for k, v in given.items() if v is not None},
         )
     write_json_atomic(out / "pipeline.json", result.to_dict())
     table = result.table_markdown()

@@ -8,9 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ logger = logging.getLogger("redundancy.cli")
 
 DESCRIPTION = """\
 Run a compact model (the base model cut to its bottom layers plus a small probe on a few
-neurons, written by redundancy.pipeline.export_compact) over a file.
+neurons, written by redundancy.compact.export_compact) over a file.
 
 Input (--input-format, else guessed from the extension: .conll/.conllu -> conll,
 .txt/.tsv -> text, .jsonl -> jsonl):
@@ -38,8 +36,6 @@ Output (--format, default jsonl for jsonl input, else conll) to --out or stdout:
          text<TAB>label (text<TAB>text_pair<TAB>label for pairs)
   jsonl  {"words": [...], "tags": [...]} or {"text": ..., "label": ...} per line
 Regression tasks give numbers instead of tags."""
-
-_GUESS = {".conll": "conll", ".conllu": "conll", ".txt": "text", ".tsv": "text", ".jsonl": "jsonl"}
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -64,132 +60,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
-
-
-# --------------------------------------------------------------------------- input
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open(encoding="utf-8-sig") as fh:
-        for number, line in enumerate(fh, 1):
-            yield number, line.rstrip("\r\n")
-
-
-def input_format(path: Path, given: str | None) -> str:
-    """``given``, else the format its extension implies."""
-    if given:
-        return given
-    fmt = _GUESS.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(
-            f"{path}: cannot tell the input format from the extension {path.suffix!r}; "
-            "pass --input-format conll|text|jsonl"
-        )
-    return fmt
-
-
-def _json_line(path: Path, number: int, line: str) -> dict:
-    from ..data import DataFormatError
-
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise DataFormatError(path, number, f"not valid JSON ({err.msg})") from None
-    if not isinstance(obj, dict):
-        raise DataFormatError(path, number, f"expected a JSON object, got {type(obj).__name__}")
-    return obj
-
-
-def read_words(path: Path, fmt: str, word_column: int | None = None) -> list[list[str]]:
-    """Sentences of words from a token-task input file (see ``redundancy predict --help``)."""
-    from ..data import DataFormatError
-
-    sentences: list[list[str]] = []
-    if fmt == "text":
-        sentences = [line.split() for _, line in _lines(path) if line.strip()]
-    elif fmt == "jsonl":
-        for number, line in _lines(path):
-            if not line.strip():
-                continue
-            words = _json_line(path, number, line).get("words")
-            if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-                raise DataFormatError(path, number, 'expected {"words": [strings]}')
-            if not words:
-                raise DataFormatError(path, number, "a sentence without words")
-            sentences.append(words)
-    elif fmt == "conll":
-        conllu = path.suffix.lower() == ".conllu"
-        column = word_column if word_column is not None else (2 if conllu else 1)
-        if column < 1:
-            raise ValueError(f"--word-column is 1-based, got {column}")
-        current: list[str] = []
-        for number, line in _lines(path):
-            if not line.strip():
-                if current:
-                    sentences.append(current)
-                    current = []
-                continue
-            if not current and line.startswith("#"):
-                continue
-            cols = line.split("\t") if "\t" in line else line.split()
-            if conllu and ("-" in cols[0] or "." in cols[0]):
-                continue  # multiword token range or empty node: not a word of the sentence
-            if len(cols) < column:
-                raise DataFormatError(
-                    path, number, f"{len(cols)} column(s), the words are in column {column}"
-                )
-            word = cols[column - 1].strip()
-            if not word:
-                raise DataFormatError(path, number, f"empty word in column {column}")
-            current.append(word)
-        if current:
-            sentences.append(current)
-    else:
-        raise ValueError(f"unknown input format {fmt!r}")
-    if not sentences:
-        raise DataFormatError(path, None, "no sentences found")
-    return sentences
-
-
-def read_texts(path: Path, fmt: str, pairs: bool) -> tuple[list[str], list[str] | None]:
-    """Texts (and second sentences for a pair task) from a sentence-task input file."""
-    from ..data import DataFormatError
-
-    texts: list[str] = []
-    seconds: list[str] = []
-    if fmt == "conll":
-        raise ValueError(f"{path}: conll input is for token tasks; use text or jsonl for a sentence task")
-    for number, line in _lines(path):
-        if not line.strip():
-            continue
-        if fmt == "text":
-            if pairs:
-                if "\t" not in line:
-                    raise DataFormatError(path, number, "a pair task needs text<TAB>text_pair")
-                text, second = line.split("\t", 1)
-                seconds.append(second.strip())
-            else:
-                if "\t" in line:
-                    raise DataFormatError(path, number, "a tab in a single-sentence task's line")
-                text = line
-            texts.append(text.strip())
-        elif fmt == "jsonl":
-            obj = _json_line(path, number, line)
-            text, second = obj.get("text"), obj.get("text_pair")
-            if not isinstance(text, str):
-                raise DataFormatError(path, number, 'expected {"text": string}')
-            if pairs and not isinstance(second, str):
-                raise DataFormatError(path, number, 'a pair task needs {"text": ..., "text_pair": string}')
-            if not pairs and second is not None:
-                raise DataFormatError(path, number, "text_pair given, but this is a single-sentence task")
-            texts.append(text)
-            if pairs:
-                seconds.append(second)
-        else:
-            raise ValueError(f"unknown input format {fmt!r}")
-    if not texts:
-        raise DataFormatError(path, None, "no texts found")
-    return texts, (seconds if pairs else None)
 
 
 # --------------------------------------------------------------------------- output
@@ -220,20 +90,16 @@ def format_texts(texts: list[str], pairs: list[str] | None, labels: list, fmt: s
 
 
 def _write(lines: Iterator[str], out: str | None) -> None:
+    """``lines`` to stdout, or to the file ``out`` (UTF-8, written atomically)."""
+    from .._serial import atomic_file
+
     if out is None:
         sys.stdout.writelines(lines)
         sys.stdout.flush()
         return
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(lines)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(out) as fh:
+        for line in lines:
+            fh.write(line.encode("utf-8"))
 
 
 # --------------------------------------------------------------------------- handler
@@ -241,8 +107,9 @@ def _write(lines: Iterator[str], out: str | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``redundancy predict``."""
-    from ..pipeline import CompactModel, read_info
-    from ._progress import bar
+    from ..compact import CompactModel, read_info
+    from ..data import input_format, read_texts, read_words
+    from ._progress import stage_bars
 
     path = Path(args.file)
     if not path.is_file():
@@ -258,15 +125,15 @@ def run(args: argparse.Namespace) -> int:
         texts, pairs = read_texts(path, fmt, pairs=info.level == "sentence_pair")
     model = CompactModel.load(args.compact, device=args.device, threads=args.threads)
     model.batch_size = args.batch_size
+    with stage_bars(not args.no_progress) as bars:
+        if info.level == "token":
+            tags = model.predict_words(sentences, progress=bars)
+        else:
+            labels = model.predict_texts(texts, pairs, progress=bars)
     if info.level == "token":
-        total = sum(len(s) for s in sentences)
-        with bar(total, "word", f"predict {info.task}", not args.no_progress) as progress:
-            tags = model.predict_words(sentences, progress=progress)
         _write(format_words(sentences, tags, out_fmt), args.out)
-        logger.info("tagged %d words in %d sentences", total, len(sentences))
+        logger.info("tagged %d words in %d sentences", sum(len(s) for s in sentences), len(sentences))
     else:
-        with bar(len(texts), "ex", f"predict {info.task}", not args.no_progress) as progress:
-            labels = model.predict_texts(texts, pairs, progress=progress)
         _write(format_texts(texts, pairs, labels, out_fmt), args.out)
         logger.info("labelled %d texts", len(texts))
     if args.out:

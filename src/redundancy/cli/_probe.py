@@ -24,6 +24,61 @@ Controls (unless --no-controls): random and bottom-ranked neurons at the same k,
 oracle over several seeds. Writes OUT/probe.json, OUT/layers.png and OUT/sizes.png."""
 
 
+def add_probe_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of the probe template and its run, shared by ``probe`` and ``pipeline``.
+
+    Defaults left unset (None) are the library's own (``ElasticNetProbe``'s: fast solver,
+    l1 = l2 = 1e-5); :func:`probe_template` passes on only what was given.
+    """
+    p.add_argument(
+        "--solver",
+        choices=["fast", "paper"],
+        help="fast (default): standardised minibatch Adam + L1 prox, early stopping, families in "
+        "one pass; paper: the authors' Adam recipe (lr 1e-3, batch 128, 10 epochs, data order)",
+    )
+    p.add_argument("--l1", type=float, help="L1 penalty weight (default 1e-5, as the paper)")
+    p.add_argument("--l2", type=float, help="L2 penalty weight (default 1e-5, as the paper)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="base seed of the probes (and of the pipeline's cluster representatives; default 0)",
+    )
+    p.add_argument(
+        "--metric",
+        help="override the task's metric (accuracy, macro_f1, chunk_f1, f1, mcc, pearson, spearman)",
+    )
+    p.add_argument("--max-epochs", type=float, help="passes over the data (default: fast 2, paper 10)")
+    p.add_argument(
+        "--batch-size", type=int, help="rows per step (default: fast 512 or full batch, paper 128)"
+    )
+    p.add_argument("--lr", type=float, help="Adam step size (default 1e-3)")
+    p.add_argument("--class-weight", choices=["balanced"], help="weight classes inversely to their frequency")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def probe_template(args: argparse.Namespace):
+    """The ``ElasticNetProbe`` of :func:`add_probe_flags`' flags (unset ones: the probe's defaults)."""
+    from ..probe import ElasticNetProbe
+
+    given = {
+        "l1": args.l1,
+        "l2": args.l2,
+        "solver": args.solver,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "max_epochs": args.max_epochs,
+        "class_weight": args.class_weight,
+    }
+    return ElasticNetProbe(**{k: v for k, v in given.items() if v is not None}, random_state=args.seed)
+
+
+def _given(**kw):
+    """The keyword arguments that were given (None: leave the library's default)."""
+    return {k: v for k, v in kw.items() if v is not None}
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``probe`` subcommand on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
     p = subparsers.add_parser(
@@ -37,24 +92,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--test", help="test store (scores reported; optional)")
     p.add_argument("--out", required=True, help="output folder for probe.json and the figures")
     p.add_argument(
-        "--solver",
-        choices=["fast", "paper"],
-        default="fast",
-        help="fast (default): standardised minibatch Adam + L1 prox, early stopping, families in "
-        "one pass; paper: the authors' Adam recipe (lr 1e-3, batch 128, 10 epochs, data order)",
-    )
-    p.add_argument("--l1", type=float, default=1e-5, help="L1 penalty weight (default 1e-5, as the paper)")
-    p.add_argument("--l2", type=float, default=1e-5, help="L2 penalty weight (default 1e-5, as the paper)")
-    p.add_argument(
         "--delta",
         type=float,
-        default=1.0,
         help="minimal set: dev must stay strictly above oracle * (1 - delta/100) (default 1)",
     )
     p.add_argument(
         "--ranking",
         choices=["paper", "abs"],
-        default="paper",
         help="neuron ranking: the paper's class-wise weight mass (default) or plain |w|",
     )
     p.add_argument(
@@ -65,33 +109,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "(not the paper's protocol; with the paper's tiny penalty the ranking can be no better than random)",
     )
     p.add_argument(
+        "--n-seeds",
         "--seeds",
+        dest="n_seeds",
         type=int,
-        default=3,
         metavar="N",
         help="controls: train the oracle with N seeds and report the spread (default 3; 0 = skip)",
     )
     p.add_argument(
         "--random-draws",
         type=int,
-        default=3,
         metavar="N",
         help="controls: random neuron sets per size (default 3)",
     )
     p.add_argument("--no-controls", action="store_true", help="skip the random / bottom / seed controls")
-    p.add_argument("--seed", type=int, default=0, help="base seed of the probes (default 0)")
-    p.add_argument(
-        "--metric",
-        help="override the task's metric (accuracy, macro_f1, chunk_f1, f1, mcc, pearson, spearman)",
-    )
-    p.add_argument("--max-epochs", type=float, help="passes over the data (default: fast 2, paper 10)")
-    p.add_argument(
-        "--batch-size", type=int, help="rows per step (default: fast 512 or full batch, paper 128)"
-    )
-    p.add_argument("--lr", type=float, help="Adam step size (default 1e-3)")
-    p.add_argument("--class-weight", choices=["balanced"], help="weight classes inversely to their frequency")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_probe_flags(p)
     p.set_defaults(func=run)
     return p
 
@@ -102,34 +134,24 @@ def run(args: argparse.Namespace) -> int:
 
     from .._serial import write_json_atomic
     from .._torch import torch_threads
-    from ..probe import ElasticNetProbe, plot_layers, plot_sizes, run_task_redundancy
+    from ..probe import plot_layers, plot_sizes, run_task_redundancy
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    probe = ElasticNetProbe(
-        l1=args.l1,
-        l2=args.l2,
-        solver=args.solver,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        max_epochs=args.max_epochs,
-        class_weight=args.class_weight,
-        random_state=args.seed,
-    )
+    probe = probe_template(args)
     with torch_threads(args.threads), stage_bars(not args.no_progress) as bars:
         result = run_task_redundancy(
             args.train,
             args.dev,
             args.test,
             probe=probe,
-            delta=args.delta,
-            ranking=args.ranking,
             ranking_probe=None if args.rank_l1 is None else clone(probe).set_params(l1=args.rank_l1),
             controls=not args.no_controls,
-            n_random=args.random_draws,
-            probe_seeds=args.seeds,
             metric=args.metric,
             progress=bars,
+            **_given(
+                delta=args.delta, ranking=args.ranking, n_random=args.random_draws, probe_seeds=args.n_seeds
+            ),
         )
     write_json_atomic(out / "probe.json", result.to_dict())
     plot_layers(result, out / "layers.png")

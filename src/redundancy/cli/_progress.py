@@ -6,38 +6,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-@contextmanager
-def bar(total: int, unit: str, desc: str, enabled: bool = True, unit_scale: bool = False):
-    """A tqdm bar (items/s and ETA) whose log lines do not break it."""
-    from tqdm.auto import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    with (
-        logging_redirect_tqdm(),
-        tqdm(
-            total=total, unit=unit, unit_scale=unit_scale, desc=desc, disable=not enabled, dynamic_ncols=True
-        ) as b,
-    ):
-        yield b
-
-
 class StageBars:
-    """One tqdm bar per stage of the analysis (stages arrive as ``progress(stage, done, total)``)."""
+    """The CLI's :class:`redundancy._progress.Progress`: one tqdm bar per ``what`` (cumulative ``done``)."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self.bar = None
         self.stage = None
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, stage: str, done: int, total: int | None, unit: str = "step") -> None:
         if not self.enabled:
             return
         from tqdm.auto import tqdm
 
         if stage != self.stage or self.bar is None or done < self.bar.n:
             self.close()
-            self.bar = tqdm(total=total, desc=stage, unit="step", dynamic_ncols=True, leave=False)
+            self.bar = tqdm(
+                total=total, desc=stage, unit=unit, unit_scale=unit != "step", dynamic_ncols=True, leave=False
+            )
             self.stage = stage
+        elif total is not None and total != self.bar.total:
+            self.bar.total = total
+            self.bar.refresh()
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:

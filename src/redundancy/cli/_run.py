@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
 
-from ._progress import StageBars, bar
+from ._progress import stage_bars
 
 logger = logging.getLogger("redundancy.cli")
 
@@ -16,23 +15,6 @@ Run the stages named in a TOML config (extract -> general -> probe -> pipeline -
 report) for each of its tasks. Every stage's result is cached under RUN/cache with a key of its
 inputs, so rerunning the same command skips finished work and resumes an interrupted run
 (extraction resumes chunk by chunk). See examples/default.toml and docs/run.md."""
-
-
-class _Bars:
-    """The job's progress callbacks drawn as tqdm bars."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.stages = StageBars(enabled)
-
-    @contextlib.contextmanager
-    def items(self, total: int, unit: str, desc: str):
-        self.stages.close()
-        with bar(total, unit, desc, self.enabled, unit_scale=True) as b:
-            yield b
-
-    def stage(self, stage: str, done: int, total: int) -> None:
-        self.stages(stage, done, total)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -60,24 +42,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler of ``redundancy run``."""
+    """Handler of ``redundancy run``: the config with the command line's overrides (checked like
+    the file), the job drawn as one progress bar per piece of work."""
     from dataclasses import replace
 
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from ..job import load_config, run_job
+    from ..job import RunBusyError, load_config, run_job
 
     config = load_config(args.config)
-    if args.data_dir:
-        config = replace(config, data_dir=args.data_dir)
-    if args.threads:
-        config = replace(config, threads=args.threads)
-    bars = _Bars(not args.no_progress)
+    overrides = {"data_dir": args.data_dir, "threads": args.threads}
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     try:
-        with logging_redirect_tqdm():
+        with stage_bars(not args.no_progress) as bars:
             result = run_job(config, out=args.out, force=tuple(args.force), progress=bars)
-    finally:
-        bars.stages.close()
+    except RunBusyError as err:  # handled here, so that other commands need not import the job
+        print(f"redundancy: error: {err}", file=sys.stderr)
+        return 2
     ran = sum(s.status == "ran" for s in result.stages)
     cached = sum(s.status == "cached" for s in result.stages)
     sys.stdout.write(f"run folder {result.out}: {ran} stage(s) ran, {cached} cached, {result.seconds:.1f}s\n")

@@ -23,14 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
+from .._progress import Progress
 from ._datadir import cache_data_dir
 from ._readers import file_sha256
 from ._registry import TASKS, get_task
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int | None], None]
-"""``progress(file name, bytes done, total bytes or None)``, called while downloading."""
 
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60
@@ -215,7 +214,7 @@ def _copy_stream(src: BinaryIO, dst: Path, name: str, total: int | None, progres
             out.write(block)
             done += len(block)
             if progress is not None:
-                progress(name, done, total)
+                progress(name, done, total, unit="B")
 
 
 def _download(url: str, dst: Path, name: str, progress: Progress | None, *, gunzip: bool = False) -> None:

@@ -15,8 +15,6 @@ from ._types import TaskSpec
 DEFAULT_SEED = 7361
 """The paper's seed for the 90/10 train/dev carve (also used for the CoNLL-2000 dev carve)."""
 
-DEV_FRACTION = 0.1
-
 
 class UnknownTaskError(KeyError, ValueError):
     """An unknown task name; the message lists the known ones (catchable as KeyError or ValueError)."""
@@ -253,11 +251,6 @@ _glue(
 
 TASKS: Mapping[str, TaskSpec] = MappingProxyType(_TASKS)
 """Every known task by name (read-only)."""
-
-
-def list_tasks() -> list[str]:
-    """The names of all known tasks, in registry order."""
-    return list(TASKS)
 
 
 def get_task(name: str) -> TaskSpec:

@@ -3,9 +3,13 @@
 >>> from redundancy.data import load_task                       # doctest: +SKIP
 >>> from redundancy.extract import extract, ExtractConfig        # doctest: +SKIP
 >>> extract(load_task("pos", "dev"), "all-MiniLM-L6-v2", "runs/pos-dev")  # doctest: +SKIP
+
+The forward API under it (``plan_segments`` -> ``batches`` -> ``forward`` -> ``pool``, see
+``_forward.py``) is public: the compact model predicts through the same four steps.
 """
 
-from ._extract import ExtractConfig, ExtractResult, extract, items_sha256, plan, pool
+from ._extract import ExtractConfig, ExtractResult, extract, items_sha256, plan
+from ._forward import batches, forward, no_cache_kwargs, output_states, pad, plan_segments, pool
 from ._models import (
     SHIPPED,
     LoadedModel,
@@ -19,7 +23,6 @@ from ._models import (
     weights_hash,
 )
 from ._plan import SENTENCE_AGGREGATIONS, TOKEN_AGGREGATIONS, PlanStats, Segment, plan_windows
-from ._versions import package_versions
 
 __all__ = [
     "SENTENCE_AGGREGATIONS",
@@ -32,14 +35,19 @@ __all__ = [
     "PlanStats",
     "ResolvedModel",
     "Segment",
+    "batches",
     "cache_dir",
     "extract",
+    "forward",
     "is_byte_level",
     "items_sha256",
     "load_model",
     "model_max_length",
-    "package_versions",
+    "no_cache_kwargs",
+    "output_states",
+    "pad",
     "plan",
+    "plan_segments",
     "plan_windows",
     "pool",
     "resolve_model",

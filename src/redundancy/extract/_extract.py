@@ -14,24 +14,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
+from .._progress import Counter, Progress
 from .._torch import torch_threads
 from ..data import TaskData
-from ..store import StoreManifest, StoreWriter, plan_hash
+from ..store import StoreManifest, StoreWriter, package_versions, plan_hash
+from ._forward import batches, forward, plan_segments, pool
 from ._models import LoadedModel, load_model
-from ._plan import PlanStats, Segment, plan_sentence_segments, plan_token_segments
-from ._versions import package_versions
+from ._plan import PlanStats, Segment
 
 logger = logging.getLogger(__name__)
-
-
-class Progress(Protocol):
-    """Anything with ``update(n)`` (a tqdm bar, for instance)."""
-
-    def update(self, n: int) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -89,32 +84,6 @@ class ExtractResult:
         return asdict(self)
 
 
-def _batches(segments: list[Segment], batch_size: int, max_batch_tokens: int | None) -> list[list[int]]:
-    """Longest first; a batch ends at ``batch_size`` inputs or when its padded size would pass a cap.
-
-    The cap is the padded size of the *first* batch (itself at most ``max_batch_tokens``), so no
-    later batch needs a larger buffer than an earlier one: the allocator reuses the first batch's
-    freed blocks instead of growing the heap, and peak memory does not grow with the data.
-    """
-    order = sorted(range(len(segments)), key=lambda i: (-segments[i].length, i))
-    if not order:
-        return []
-    widest = segments[order[0]].length
-    first = min(batch_size, max(1, max_batch_tokens // widest)) if max_batch_tokens else batch_size
-    cap = first * widest
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    for i in order:
-        width = segments[cur[0]].length if cur else segments[i].length
-        if cur and (len(cur) >= batch_size or (len(cur) + 1) * width > cap):
-            batches.append(cur)
-            cur = []
-        cur.append(i)
-    if cur:
-        batches.append(cur)
-    return batches
-
-
 def _chunks(batches: list[list[int]], segments: list[Segment], chunk_items: int) -> list[list[list[int]]]:
     chunks: list[list[list[int]]] = []
     cur: list[list[int]] = []
@@ -128,79 +97,6 @@ def _chunks(batches: list[list[int]], segments: list[Segment], chunk_items: int)
     if cur:
         chunks.append(cur)
     return chunks
-
-
-def _pad(lm: LoadedModel, segs: list[Segment]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Pad one batch on the tokenizer's side; return the model inputs and each row's left offset."""
-    tok = lm.tokenizer
-    width = max(s.length for s in segs)
-    lengths = np.asarray([s.length for s in segs])
-    left = width - lengths if tok.padding_side == "left" else np.zeros(len(segs), dtype=np.int64)
-    ids = np.full((len(segs), width), tok.pad_token_id, dtype=np.int64)
-    mask = np.zeros((len(segs), width), dtype=np.int64)
-    types = (
-        np.full((len(segs), width), tok.pad_token_type_id, dtype=np.int64)
-        if "token_type_ids" in segs[0].encoding
-        else None
-    )
-    for r, seg in enumerate(segs):
-        sl = slice(left[r], left[r] + seg.length)
-        ids[r, sl] = seg.encoding["input_ids"]
-        mask[r, sl] = 1
-        if types is not None:
-            types[r, sl] = seg.encoding["token_type_ids"]
-    batch = {"input_ids": ids, "attention_mask": mask}
-    if types is not None:
-        batch["token_type_ids"] = types
-    return batch, left
-
-
-def _forward(lm: LoadedModel, segs: list[Segment], device: str):
-    """Hidden states of one padded batch: a tuple of (batch, tokens, hidden), one per layer, and each
-    row's left padding."""
-    import torch
-
-    batch, left = _pad(lm, segs)
-    kwargs = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
-    out = lm.model(**kwargs, output_hidden_states=True, return_dict=True, **_no_cache_kwargs(lm.model))
-    return out.hidden_states, left
-
-
-def _no_cache_kwargs(model) -> dict:
-    import inspect
-
-    params = inspect.signature(model.forward).parameters
-    if "use_mems" in params:
-        return {"use_mems": False}
-    if "use_cache" in params:
-        return {"use_cache": False}
-    return {}
-
-
-def pool(hidden_states, segs: list[Segment], left) -> tuple[np.ndarray, np.ndarray]:
-    """Pool each row's positions: float32 (rows, layers, hidden) in numpy, and the rows' items.
-
-    Speed: only the pooled positions are gathered from each layer (the full (layers, batch,
-    tokens, hidden) stack is never built); one position per row (first/last/cls) is a plain
-    gather, several (mean) one ``index_add_``; the result comes out row-major, ready to write.
-    """
-    import torch
-
-    counts = np.concatenate([np.diff(s.ptr) for s in segs])
-    b_idx = np.concatenate([np.full(len(s.positions), b) for b, s in enumerate(segs)])
-    t_idx = np.concatenate([s.positions + left[b] for b, s in enumerate(segs)])
-    items = np.concatenate([s.items for s in segs])
-    first = hidden_states[0]
-    width, hidden = first.shape[1], first.shape[2]
-    flat = torch.from_numpy(b_idx * width + t_idx).to(first.device)
-    gathered = torch.stack([h.reshape(-1, hidden).index_select(0, flat) for h in hidden_states], dim=1)
-    if len(counts) != len(t_idx):
-        dev = first.device
-        rows = torch.from_numpy(np.repeat(np.arange(len(counts)), counts)).to(dev)
-        summed = torch.zeros(len(counts), *gathered.shape[1:], dtype=gathered.dtype, device=dev)
-        summed.index_add_(0, rows, gathered)
-        gathered = summed / torch.from_numpy(counts).to(dev, gathered.dtype)[:, None, None]
-    return gathered.float().cpu().numpy(), items
 
 
 def _labels(data: TaskData) -> tuple[np.ndarray, list[str], str]:
@@ -244,14 +140,14 @@ def _row_ids(data: TaskData) -> tuple[np.ndarray, np.ndarray]:
 def plan(data: TaskData, lm: LoadedModel, config: ExtractConfig) -> tuple[list[Segment], PlanStats, str]:
     """Segments for ``data`` and the aggregation actually used."""
     agg = config.resolved_aggregation(data.spec.level, lm.tokenizer)
-    if data.spec.level == "token":
-        segs, stats = plan_token_segments(
-            data.items, lm.tokenizer, aggregation=agg, max_length=lm.max_length, overlap=config.window_overlap
-        )
-    else:
-        segs, stats = plan_sentence_segments(
-            data.items, lm.tokenizer, aggregation=agg, max_length=lm.max_length
-        )
+    segs, stats = plan_segments(
+        data.items,
+        lm.tokenizer,
+        level=data.spec.level,
+        aggregation=agg,
+        max_length=lm.max_length,
+        overlap=config.window_overlap,
+    )
     return segs, stats, agg
 
 
@@ -267,7 +163,9 @@ def extract(
     """Extract every layer's activations for ``data`` into the store folder ``out``.
 
     Rerunning the same call on an interrupted store resumes it; on a complete one it does nothing.
-    ``config.threads`` holds for this call only: torch's thread count is restored afterwards.
+    ``progress`` (:class:`redundancy._progress.Progress`) hears ``("extract TASK/SPLIT", rows done,
+    rows, "word" or "ex")`` after each batch. ``config.threads`` holds for this call only: torch's
+    thread count is restored afterwards.
     """
     config = config or ExtractConfig()
     if config.dtype not in ("float32", "float16"):
@@ -300,8 +198,9 @@ def _extract(
     if not data.items:
         raise ValueError(f"{data.spec.name}/{data.split}: no items to extract")
     segments, stats, agg = plan(data, lm, config)
-    batches = _batches(segments, config.batch_size, config.max_batch_tokens)
-    chunks = _chunks(batches, segments, config.chunk_items)
+    chunks = _chunks(
+        batches(segments, config.batch_size, config.max_batch_tokens), segments, config.chunk_items
+    )
     labels, label_names, label_type = _labels(data)
     sent_ids, positions = _row_ids(data)
     n_items = len(sent_ids)
@@ -357,6 +256,8 @@ def _extract(
         plan_hash=plan_id,
         n_chunks=len(chunks),
     )
+    unit = "word" if data.spec.level == "token" else "ex"
+    counter = Counter(progress, f"extract {data.spec.name}/{data.split}", n_items, unit)
     t0 = time.perf_counter()
     computed = n_computed = 0
     with StoreWriter.create_or_resume(
@@ -366,8 +267,7 @@ def _extract(
             done = writer.done_chunks
             if done:
                 logger.info("resuming %s: %d of %d chunks already written", out, len(done), len(chunks))
-                if progress is not None:
-                    progress.update(sum(segments[i].n_rows for c in done for b in chunks[c] for i in b))
+                counter.update(sum(segments[i].n_rows for c in done for b in chunks[c] for i in b))
             # One background thread commits chunk k (checks, pwrite, fsync) while the model computes
             # chunk k + 1; at most one chunk waits, so memory stays bounded.
             # Rows go into two preallocated buffers, used in turn: a background thread commits one
@@ -386,14 +286,13 @@ def _extract(
                     n = 0
                     for b in chunk:
                         segs = [segments[i] for i in b]
-                        hs, left = _forward(lm, segs, config.device)
+                        hs, left = forward(lm, segs, config.device)
                         pooled, it = pool(hs, segs, left)
                         del hs
                         rows[turn][n : n + len(it)] = pooled
                         items[turn][n : n + len(it)] = it
                         n += len(it)
-                        if progress is not None:
-                            progress.update(len(it))
+                        counter.update(len(it))
                     if pending is not None:
                         pending.result()
                     pending = committer.submit(writer.write_chunk, cid, items[turn][:n], rows[turn][:n])

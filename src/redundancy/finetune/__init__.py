@@ -8,11 +8,18 @@ The output folder is a standard Hugging Face folder (``AutoModelForSequenceClass
 ``AutoModel`` load it; ``redundancy extract --model OUT`` works on it) with ``finetune.json``
 (:class:`FinetuneResult`). Rerunning an interrupted call resumes from ``OUT/checkpoint/``. See
 ``docs/finetune.md``.
+
+Modules: ``_data`` (splits, targets, tokenized features, epoch order), ``_model`` (tokenizer, head,
+optimizer, dev scoring), ``_resume`` (fingerprints, finished runs, the checkpointed log),
+``_checkpoint`` (the checkpoint folder), ``_train`` (the loop and :func:`finetune`).
 """
 
 from ._config import FinetuneConfig
+from ._data import encode, epoch_order
+from ._model import evaluate, load_tokenizer
 from ._result import DevScore, FinetuneResult, LossPoint, SplitSummary
-from ._train import RESULT_FILE, encode, epoch_order, evaluate, finetune, load_tokenizer
+from ._resume import RESULT_FILE
+from ._train import finetune
 
 __all__ = [
     "RESULT_FILE",

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .._serial import recover_dir, replace_dir
 
 logger = logging.getLogger(__name__)
 
@@ -34,21 +35,6 @@ class Checkpoint:
     @property
     def step(self) -> int:
         return int(self.state["step"])
-
-
-def _old(target: Path) -> Path:
-    return target.with_name(target.name + ".old")
-
-
-def commit_dir(tmp: Path, target: Path) -> None:
-    """Put the finished folder ``tmp`` at ``target``: the old one is moved aside first, removed last."""
-    old = _old(target)
-    if old.exists():
-        shutil.rmtree(old)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def save_checkpoint(out: Path, model, optimizer, scheduler, state: dict[str, Any], device) -> None:
@@ -77,7 +63,7 @@ def save_checkpoint(out: Path, model, optimizer, scheduler, state: dict[str, Any
         full["optimizer"] = {"param_groups": opt["param_groups"], "scalars": scalars}
         full["scheduler"] = scheduler.state_dict()
         (tmp / _STATE).write_text(json.dumps(full, indent=1) + "\n")
-        commit_dir(tmp, out / CHECKPOINT)
+        replace_dir(tmp, out / CHECKPOINT)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.debug("checkpoint at step %d written to %s", state["step"], out / CHECKPOINT)
@@ -86,9 +72,7 @@ def save_checkpoint(out: Path, model, optimizer, scheduler, state: dict[str, Any
 def find_checkpoint(out: Path) -> Checkpoint | None:
     """The checkpoint in ``out`` (recovering one left aside by an interrupted commit), else None."""
     target = out / CHECKPOINT
-    old = _old(target)
-    if not target.exists() and old.exists():
-        os.replace(old, target)
+    recover_dir(target)
     if not (target / _STATE).is_file() or not (target / _TENSORS).is_file():
         return None
     return Checkpoint(target, json.loads((target / _STATE).read_text()))
@@ -122,4 +106,4 @@ def restore_training_state(ckpt: Checkpoint, optimizer, scheduler, device) -> No
 def remove_checkpoint(out: Path) -> None:
     target = out / CHECKPOINT
     shutil.rmtree(target, ignore_errors=True)
-    shutil.rmtree(_old(target), ignore_errors=True)
+    shutil.rmtree(target.with_name(target.name + ".old"), ignore_errors=True)  # replace_dir's set-aside

@@ -14,16 +14,20 @@ NeuronStats
 linear_cka
     Linear or debiased linear CKA of two in-memory activation matrices.
 CorrelationClusterer
-    ``CorrelationClusterer(threshold=0.3, representative="random", random_state=0).fit(corr)``.
+    ``CorrelationClusterer(threshold=0.3, representative="random", random_state=0).fit(corr)``;
+    ``REPRESENTATIVES``: the ways to pick the neuron kept per cluster.
 threshold_sweep, correlation_linkage, correlation_distance, cut_tree, pick_representatives, default_thresholds
     The sweep and its pieces.
 GeneralResult, CKAResult, SweepPoint
     Frozen results with ``to_dict`` / ``from_dict``; :func:`load_result` reads ``general.json``.
 accumulate
     The streaming pass alone: store -> filled :class:`NeuronStats`.
+plot_cka, plot_threshold, plot_layers, plot_spans, write_figures
+    The stage's figures of a :class:`GeneralResult` (PNG files; matplotlib's Agg canvas, no pyplot).
 """
 
 from ._cluster import (
+    REPRESENTATIVES,
     CorrelationClusterer,
     correlation_distance,
     correlation_linkage,
@@ -32,11 +36,13 @@ from ._cluster import (
     pick_representatives,
     threshold_sweep,
 )
+from ._plots import plot_cka, plot_layers, plot_spans, plot_threshold, write_figures
 from ._result import CKAResult, GeneralResult, SweepPoint
 from ._run import accumulate, load_result, run_general
 from ._stats import NeuronStatistics, NeuronStats, hsic_unbiased_terms, linear_cka
 
 __all__ = [
+    "REPRESENTATIVES",
     "CKAResult",
     "CorrelationClusterer",
     "GeneralResult",
@@ -52,6 +58,11 @@ __all__ = [
     "linear_cka",
     "load_result",
     "pick_representatives",
+    "plot_cka",
+    "plot_layers",
+    "plot_spans",
+    "plot_threshold",
     "run_general",
     "threshold_sweep",
+    "write_figures",
 ]

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from ._result import SweepPoint
 
@@ -226,7 +227,7 @@ def _layer_of(layer_of: Any, n: int) -> tuple[np.ndarray, int]:
     return lay.astype(np.int64), int(lay.max()) + 1
 
 
-class CorrelationClusterer:
+class CorrelationClusterer(BaseEstimator):
     """Correlation clustering of neurons, as in Dalvi et al. (2020).
 
     Distance ``1 - |r|`` between neurons, agglomerative clustering with average linkage
@@ -267,7 +268,9 @@ class CorrelationClusterer:
     ([0, 1, 2, 0], 3)
     """
 
-    _parameter_constraints: dict[str, Any] = {
+    # what each parameter must be, in words (checked by ``fit``; ``__init__`` only stores, as
+    # scikit-learn asks; ``get_params`` / ``set_params`` / ``clone`` come from ``BaseEstimator``)
+    _PARAMETER_RULES: dict[str, Any] = {
         "threshold": "a real number >= 0",
         "representative": REPRESENTATIVES,
         "random_state": "an int, a numpy Generator or None",
@@ -278,24 +281,10 @@ class CorrelationClusterer:
         self.representative = representative
         self.random_state = random_state
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {
-            "threshold": self.threshold,
-            "representative": self.representative,
-            "random_state": self.random_state,
-        }
-
-    def set_params(self, **params: Any) -> CorrelationClusterer:
-        for key, value in params.items():
-            if key not in self._parameter_constraints:
-                raise ValueError(f"invalid parameter {key!r} for CorrelationClusterer")
-            setattr(self, key, value)
-        return self
-
     def _validate_params(self) -> None:
         t = self.threshold
         if isinstance(t, bool) or not isinstance(t, numbers.Real) or not np.isfinite(t) or t < 0:
-            raise ValueError(f"threshold must be {self._parameter_constraints['threshold']}, got {t!r}")
+            raise ValueError(f"threshold must be {self._PARAMETER_RULES['threshold']}, got {t!r}")
         if self.representative not in REPRESENTATIVES:
             raise ValueError(f"representative must be one of {REPRESENTATIVES}, got {self.representative!r}")
         rs = self.random_state
@@ -304,7 +293,7 @@ class CorrelationClusterer:
             or isinstance(rs, np.random.Generator)
             or (isinstance(rs, numbers.Integral) and not isinstance(rs, bool))
         ):
-            want = self._parameter_constraints["random_state"]
+            want = self._PARAMETER_RULES["random_state"]
             raise ValueError(f"random_state must be {want}, got {rs!r}")
 
     def fit(

@@ -9,11 +9,12 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from .._serial import write_json_atomic
+from .._progress import Counter, Progress
+from .._serial import write_json_atomic, write_npy_atomic
 from ..store import ActivationStore, package_versions
 from ._cluster import REPRESENTATIVES, correlation_linkage, default_thresholds, threshold_sweep
 from ._result import CKAResult, GeneralResult
@@ -26,19 +27,6 @@ LINKAGE_FILE = "linkage.npy"
 CORRELATION_FILE = "correlation.npy"
 
 
-class Progress(Protocol):
-    """Anything with ``update(n)`` (a tqdm bar, for instance)."""
-
-    def update(self, n: int) -> Any: ...
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-    os.replace(tmp, path)
-
-
 def accumulate(
     store: ActivationStore,
     *,
@@ -47,7 +35,12 @@ def accumulate(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     progress: Progress | None = None,
 ) -> NeuronStats:
-    """One streaming pass over ``store`` (all layers): the filled :class:`NeuronStats`."""
+    """One streaming pass over ``store`` (all layers): the filled :class:`NeuronStats`.
+
+    ``progress`` is told the items read so far (``what`` = ``"general TASK/SPLIT"``, unit ``item``)."""
+    m = store.manifest
+    total = store.n_items if items is None else (len(items) if hasattr(items, "__len__") else None)
+    counter = Counter(progress, f"general {m.task}/{m.split}", total, "item")
     stats = NeuronStats(store.n_layers, store.hidden, chunk_bytes=chunk_bytes)
     if items is None:  # every row in order: read the memory map directly (no float32 copy per batch)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -58,8 +51,7 @@ def accumulate(
         batches = (x for x, _ in store.iter_batches(batch_size, items=items))
     for x in batches:
         stats.update(x)
-        if progress is not None:
-            progress.update(x.shape[0])
+        counter.update(x.shape[0])
     return stats
 
 
@@ -106,8 +98,8 @@ def run_general(
         Also save the ``N x N`` correlation matrix (float32).
     figures : bool
         Draw the PNG figures.
-    progress : object with ``update(n)``, optional
-        Told the number of items of every batch read.
+    progress : :class:`redundancy._progress.Progress`, optional
+        Told the number of items read so far (cumulative), after every batch.
 
     Returns
     -------
@@ -160,9 +152,9 @@ def run_general(
     )
     seconds["clustering"] = time.perf_counter() - t2
     files = [RESULT_FILE, LINKAGE_FILE]
-    _save_npy(out / LINKAGE_FILE, linkage)
+    write_npy_atomic(out / LINKAGE_FILE, linkage)
     if save_correlation:
-        _save_npy(out / CORRELATION_FILE, corr.astype(np.float32))
+        write_npy_atomic(out / CORRELATION_FILE, corr.astype(np.float32))
         files.append(CORRELATION_FILE)
     del corr
 

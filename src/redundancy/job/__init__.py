@@ -7,9 +7,15 @@ load_config(path) -> JobConfig
     Read and check a TOML config (unknown keys and wrong types are errors naming file and key).
 JobConfig, ExtractSettings, GeneralSettings, ProbeSettings, PipelineSettings, CompactSettings,
     FinetuneSettings
-    The config's sections, with the paper's settings as defaults.
+    The config's sections, with the stages' own defaults; every one checks its values when built
+    (``dataclasses.replace`` included) and raises :class:`ConfigError`.
+Compute
+    ``JobConfig.compute``: threads and device, resolved once per run, in no cache key.
 run_job(config, out=None, force=(), progress=None) -> JobResult
-    Run (or resume) the job; ``RUN/job.json`` records what ran and what was cached.
+    Run (or resume) the job; ``RUN/job.json`` records what ran and what was cached. ``progress``
+    is a :class:`redundancy._progress.Progress`.
+stage_keys(config, stores, ...)
+    The cache keys a config gives one task's stages (what a change of config reruns).
 StageCache, cache_key
     The cache (``RUN/cache/<stage>/<task>.json``).
 """
@@ -19,6 +25,7 @@ from ._config import (
     DEFAULT_STAGES,
     STAGES,
     CompactSettings,
+    Compute,
     ConfigError,
     ExtractSettings,
     FinetuneSettings,
@@ -28,18 +35,19 @@ from ._config import (
     ProbeSettings,
     load_config,
 )
-from ._run import JobProgress, JobResult, RunBusyError, StageRun, run_job
+from ._keys import stage_keys
+from ._run import JobResult, RunBusyError, StageRun, run_job
 
 __all__ = [
     "DEFAULT_STAGES",
     "STAGES",
     "CompactSettings",
+    "Compute",
     "ConfigError",
     "ExtractSettings",
     "FinetuneSettings",
     "GeneralSettings",
     "JobConfig",
-    "JobProgress",
     "JobResult",
     "PipelineSettings",
     "ProbeSettings",
@@ -50,4 +58,5 @@ __all__ = [
     "cache_key",
     "load_config",
     "run_job",
+    "stage_keys",
 ]

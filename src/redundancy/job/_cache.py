@@ -23,6 +23,11 @@ def cache_key(inputs: dict[str, Any]) -> str:
     return plan_hash(json_ready(inputs))
 
 
+def stage_key(stage: str, inputs: dict[str, Any], versions: dict[str, str]) -> str:
+    """The key a stage's record is matched on: its name, its inputs and the package versions."""
+    return cache_key({"stage": stage, **inputs, "versions": versions})
+
+
 @dataclass(frozen=True)
 class StageRecord:
     """What a finished stage left: its key, inputs, outputs (relative to the run folder) and time."""

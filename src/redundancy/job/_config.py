@@ -1,13 +1,20 @@
 """The experiment config of ``redundancy run``: one TOML file naming the model, tasks and stages.
 
-Every key has a default (the paper's settings), so the smallest config is ``tasks = ["pos"]``.
-Unknown keys and wrong types are refused with the file and key named: a typo must not silently
-fall back to a default.
+Every key has a default, and each default is the owning stage's own (``[probe] l1`` is
+``ElasticNetProbe``'s ``l1``, ``[pipeline] grid`` is ``redundancy.pipeline.DEFAULT_GRID``, ...), so
+the smallest config is ``tasks = ["pos"]``. Unknown keys and wrong types are refused with the file
+and key named: a typo must not silently fall back to a default. Values are checked whenever a
+config is built (``__post_init__``), so ``dataclasses.replace`` (the CLI's overrides) is checked too.
+
+Compute settings (``threads``, ``[probe] threads``) say how fast, not what: they are resolved once
+(:attr:`JobConfig.compute`) and enter no cache key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import logging
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -15,99 +22,236 @@ from pathlib import Path
 from typing import Any
 
 from .._serial import json_ready
+from ..data import TASKS
+from ..extract import SENTENCE_AGGREGATIONS, TOKEN_AGGREGATIONS, ExtractConfig
+from ..finetune import FinetuneConfig
+from ..general import REPRESENTATIVES, run_general
+from ..pipeline import DEFAULT_GRID, DEFAULT_THRESHOLDS, choose_row
+from ..probe import SOLVERS, ElasticNetProbe, run_task_redundancy
+from ..select import RANKING_METHODS
+from ..store import DTYPES
+
+logger = logging.getLogger(__name__)
 
 STAGES = ("finetune", "extract", "general", "probe", "pipeline", "compact", "report")
 DEFAULT_STAGES = STAGES[1:]  # fine-tuning is for sentence tasks, and opt-in
+SPLITS = ("train", "dev", "test")  # the splits a task's analysis reads (train and dev required)
+AGGREGATIONS = tuple(dict.fromkeys(TOKEN_AGGREGATIONS + SENTENCE_AGGREGATIONS))
 
 
 class ConfigError(ValueError):
-    """A config file that cannot be used; the message names the file and the key."""
+    """A config that cannot be used; the message names the file (when read from one) and the key."""
+
+
+def _default(owner: Any, name: str) -> Any:
+    """The default of parameter ``name`` of a function or class: the one place that value is stated."""
+    return inspect.signature(owner).parameters[name].default
+
+
+def _one_of(choices: tuple[Any, ...]) -> str:
+    return "must be one of " + ", ".join(map(str, choices))
 
 
 class _Section:
+    """One TOML table; ``TABLE`` names it in messages (``extract.batch_size: must be >= 1``)."""
+
+    TABLE = ""
+    ALIASES: dict[str, str] = {}  # deprecated key -> its new name
+
     def to_dict(self) -> dict[str, Any]:
         return json_ready(dataclasses.asdict(self))
+
+    def _require(self, ok: bool, key: str, message: str) -> None:
+        if not ok:
+            raise ConfigError(f"{self.TABLE}.{key}: {message}")
 
 
 @dataclass(frozen=True)
 class ExtractSettings(_Section):
-    """``[extract]``: how activations are stored (see :class:`redundancy.extract.ExtractConfig`).
+    """``[extract]``: how activations are stored (-> :class:`redundancy.extract.ExtractConfig`).
 
     ``max_train_tokens`` caps train splits of token tasks at whole sentences (the paper: 150,000
     words); ``max_items`` caps every split (for quick trials).
     """
 
+    TABLE = "extract"
+
     aggregation: str | None = None
-    batch_size: int = 32
-    max_length: int | None = None
-    dtype: str = "float32"
+    batch_size: int = ExtractConfig.batch_size
+    max_length: int | None = ExtractConfig.max_length
+    dtype: str = ExtractConfig.dtype
     max_train_tokens: int | None = 150_000
     max_items: int | None = None
+
+    def __post_init__(self) -> None:
+        self._require(self.aggregation in (None, *AGGREGATIONS), "aggregation", _one_of(AGGREGATIONS))
+        self._require(self.dtype in DTYPES, "dtype", _one_of(DTYPES))
+        for name in ("batch_size", "max_length", "max_train_tokens", "max_items"):
+            value = getattr(self, name)
+            self._require(value is None or value >= 1, name, "must be >= 1")
+
+    def extract_config(self, threads: int | None, device: str) -> ExtractConfig:
+        return ExtractConfig(
+            aggregation=self.aggregation,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            dtype=self.dtype,
+            device=device,
+            threads=threads,
+        )
 
 
 @dataclass(frozen=True)
 class GeneralSettings(_Section):
-    """``[general]``: general redundancy on one split of each task (the paper: train)."""
+    """``[general]``: general redundancy on one split of each task (the paper: train); the rest are
+    :func:`redundancy.general.run_general`'s parameters."""
+
+    TABLE = "general"
 
     split: str = "train"
-    step: float = 0.05
-    report_threshold: float = 0.3
-    representative: str = "random"
+    step: float = _default(run_general, "step")
+    report_threshold: float = _default(run_general, "report_threshold")
+    representative: str = _default(run_general, "representative")
+
+    def __post_init__(self) -> None:
+        self._require(self.split in SPLITS, "split", _one_of(SPLITS))
+        self._require(0 < self.step <= 1, "step", "must lie in (0, 1]")
+        self._require(0 <= self.report_threshold <= 1, "report_threshold", "must lie in [0, 1]")
+        self._require(self.representative in REPRESENTATIVES, "representative", _one_of(REPRESENTATIVES))
 
 
 @dataclass(frozen=True)
 class ProbeSettings(_Section):
-    """``[probe]``: the probe template and the task-specific analysis (see ``redundancy probe``).
+    """``[probe]``: the probe template (``solver``, ``l1``, ``l2``: :class:`ElasticNetProbe`'s) and the
+    task-specific analysis (the rest: :func:`redundancy.probe.run_task_redundancy`'s).
 
-    ``threads`` applies to the probe, pipeline and compact stages (default None: the job's
-    ``threads``). On an idle 2-core machine two threads run CCG's probes 1.7x faster than one; on
-    cores shared with other jobs, 1 avoids the stalls of oversubscribed threads.
+    ``n_seeds`` is how many seeds the oracle is trained with for the seed control (``seeds``, its
+    old name, is still read, with a warning). ``threads`` is a compute setting of the probe,
+    pipeline and compact stages (default None: the job's ``threads``); it enters no cache key. On
+    an idle 2-core machine two threads run CCG's probes 1.7x faster than one; on cores shared with
+    other jobs, 1 avoids the stalls of oversubscribed threads.
     """
 
-    solver: str = "fast"
-    l1: float = 1e-5
-    l2: float = 1e-5
-    delta: float = 1.0
-    ranking: str = "paper"
+    TABLE = "probe"
+    ALIASES = {"seeds": "n_seeds"}
+
+    solver: str = _default(ElasticNetProbe, "solver")
+    l1: float = _default(ElasticNetProbe, "l1")
+    l2: float = _default(ElasticNetProbe, "l2")
+    delta: float = _default(run_task_redundancy, "delta")
+    ranking: str = _default(run_task_redundancy, "ranking")
     rank_l1: float | None = None
-    controls: bool = True
-    seeds: int = 3
-    random_draws: int = 3
+    controls: bool = _default(run_task_redundancy, "controls")
+    n_seeds: int = _default(run_task_redundancy, "probe_seeds")
+    random_draws: int = _default(run_task_redundancy, "n_random")
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        self._require(self.solver in SOLVERS, "solver", _one_of(SOLVERS))
+        self._require(self.ranking in RANKING_METHODS, "ranking", _one_of(RANKING_METHODS))
+        for name in ("l1", "l2", "rank_l1"):
+            value = getattr(self, name)
+            self._require(value is None or value >= 0, name, "penalties must be >= 0")
+        self._require(0 <= self.delta < 100, "delta", "must lie in [0, 100)")
+        self._require(self.threads is None or self.threads >= 1, "threads", "must be >= 1")
+        self._require(self.n_seeds >= 0, "n_seeds", "must be >= 0")
+        self._require(self.random_draws >= 0, "random_draws", "must be >= 0")
+
+    def template(self, seed: int) -> ElasticNetProbe:
+        """The probe every probe, pipeline and compact stage clones."""
+        return ElasticNetProbe(l1=self.l1, l2=self.l2, solver=self.solver, random_state=seed)
+
+    def template_settings(self) -> dict[str, Any]:
+        """What :meth:`template` reads (with the job's seed)."""
+        return {"solver": self.solver, "l1": self.l1, "l2": self.l2}
+
+    def analysis_settings(self) -> dict[str, Any]:
+        """What the probe stage reads: the template and the analysis, not ``threads``."""
+        return {k: v for k, v in self.to_dict().items() if k != "threads"}
 
 
 @dataclass(frozen=True)
 class PipelineSettings(_Section):
-    """``[pipeline]``: tolerance pairs and clustering thresholds (None = no clustering step)."""
+    """``[pipeline]``: tolerance pairs (percent) and clustering thresholds (None = no clustering
+    step); defaults :data:`redundancy.pipeline.DEFAULT_GRID` and ``DEFAULT_THRESHOLDS``."""
 
-    grid: tuple[tuple[float, float], ...] = ((3.0, 1.0), (2.0, 1.0), (1.0, 1.0))
-    thresholds: tuple[float | None, ...] = (None, 0.3)
+    TABLE = "pipeline"
+
+    grid: tuple[tuple[float, float], ...] = DEFAULT_GRID
+    thresholds: tuple[float | None, ...] = DEFAULT_THRESHOLDS
+
+    def __post_init__(self) -> None:
+        self._require(len(self.grid) > 0, "grid", "expected at least one [delta_layer, delta_neuron] pair")
+        for i, (a, b) in enumerate(self.grid):
+            self._require(
+                0 <= a < 100 and 0 <= b < 100, f"grid[{i}]", "tolerances are percentages in [0, 100)"
+            )
+        self._require(
+            len(self.thresholds) > 0, "thresholds", 'expected a list of thresholds, e.g. ["none", 0.3]'
+        )
+        for i, t in enumerate(self.thresholds):
+            ok = t is None or 0 <= t <= 1
+            self._require(ok, f"thresholds[{i}]", f'thresholds are distances in [0, 1] or "none", got {t!r}')
 
 
 @dataclass(frozen=True)
 class CompactSettings(_Section):
-    """``[compact]``: which pipeline row becomes the saved compact model (chosen on dev)."""
+    """``[compact]``: which pipeline row becomes the saved compact model (chosen on dev; the default
+    is :func:`choose_row`'s)."""
 
-    min_share: float = 0.97
+    TABLE = "compact"
+
+    min_share: float = _default(choose_row, "min_share")
+
+    def __post_init__(self) -> None:
+        self._require(0 < self.min_share <= 1, "min_share", "must lie in (0, 1]")
 
 
 @dataclass(frozen=True)
 class FinetuneSettings(_Section):
-    """``[finetune]``: the per-task fine-tuning of sentence tasks (stage ``finetune``; see
-    :class:`redundancy.finetune.FinetuneConfig`, whose defaults are the paper's recipe).
+    """``[finetune]``: the per-task fine-tuning of sentence tasks (stage ``finetune``): the fields of
+    :class:`redundancy.finetune.FinetuneConfig` a config may set, with its defaults (the paper's
+    recipe).
 
     ``compare_pretrained``: also analyse the pretrained model on the same task, under the name
     ``{task}.pretrained``, so the report sets the two side by side.
     """
 
-    max_epochs: float = 3.0
-    lr: float = 5e-5
-    batch_size: int = 8
-    max_length: int = 128
-    seed: int = 42
-    max_train_examples: int | None = None
-    checkpoint_every: int | None = 500
+    TABLE = "finetune"
+
+    max_epochs: float = FinetuneConfig.max_epochs
+    lr: float = FinetuneConfig.lr
+    batch_size: int = FinetuneConfig.batch_size
+    max_length: int = FinetuneConfig.max_length
+    seed: int = FinetuneConfig.seed
+    max_train_examples: int | None = FinetuneConfig.max_train_examples
+    checkpoint_every: int | None = FinetuneConfig.checkpoint_every
     compare_pretrained: bool = True
+
+    def __post_init__(self) -> None:
+        self._require(self.max_length >= 2, "max_length", "must be >= 2")
+        try:
+            self.finetune_config()
+        except ValueError as err:
+            raise ConfigError(f"{self.TABLE}: {err}") from None
+
+    def finetune_config(self, threads: int | None = None, device: str = "cpu") -> FinetuneConfig:
+        kw = {k: v for k, v in dataclasses.asdict(self).items() if k != "compare_pretrained"}
+        return FinetuneConfig(**kw, threads=threads, device=device)
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Where and with how many threads the stages run, resolved once from a config; never part of
+    a cache key (it changes how fast, not what comes out).
+
+    ``threads``: torch's CPU threads for the whole run (None: torch's choice); ``probe_threads``:
+    those of the probe, pipeline and compact stages; ``device``: where models run.
+    """
+
+    threads: int | None = None
+    probe_threads: int | None = None
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -124,7 +268,7 @@ class JobConfig:
         first and analyses the fine-tuned model.
     out : the run folder (relative paths are taken from the current directory).
     seed : seeds the probes, the clustering representatives and the controls.
-    threads : CPU threads for torch (None: torch's choice).
+    threads : CPU threads for torch (None: torch's choice); see :attr:`compute`.
     data_dir : task data folder (None: ``$REDUNDANCY_DATA``, else ``../shared/data``).
     title : the report's title.
     source : the file the config was read from ("" when built in code).
@@ -145,6 +289,14 @@ class JobConfig:
     compact: CompactSettings = field(default_factory=CompactSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     source: str = ""
+
+    def __post_init__(self) -> None:
+        _check_job(self)
+
+    @property
+    def compute(self) -> Compute:
+        """The run's compute settings: ``[probe] threads`` falls back to ``threads``."""
+        return Compute(threads=self.threads, probe_threads=self.probe.threads or self.threads)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON (thresholds ``None`` stay null); ``from_dict(to_dict())`` gives the same config."""
@@ -172,6 +324,32 @@ def _fail(source: str, key: str, message: str) -> ConfigError:
     return ConfigError(f"{source}: {key}: {message}")
 
 
+def _check_job(c: JobConfig) -> None:
+    """The top-level keys and what spans sections (the sections check themselves)."""
+    src = c.source or "config"
+    for name, cls in _SECTIONS.items():
+        if not isinstance(getattr(c, name), cls):
+            raise _fail(src, name, f"expected {cls.__name__}, got {type(getattr(c, name)).__name__}")
+    bad = [t for t in c.tasks if t not in TASKS]
+    if bad:
+        raise _fail(src, "tasks", f"unknown task(s) {bad}; known: {sorted(TASKS)}")
+    if not c.tasks:
+        raise _fail(src, "tasks", "expected a non-empty list of names")
+    if len(set(c.tasks)) != len(c.tasks):
+        raise _fail(src, "tasks", "a task is listed twice")
+    bad = [s for s in c.stages if s not in STAGES]
+    if bad:
+        raise _fail(src, "stages", f"unknown stage(s) {bad}; known: {list(STAGES)}")
+    if "finetune" in c.stages:
+        token = [t for t in c.tasks if TASKS[t].level == "token"]
+        if token:
+            raise _fail(src, "stages", f"finetune is for sentence tasks; {token} are token tasks")
+    if c.threads is not None and c.threads < 1:
+        raise _fail(src, "threads", "must be >= 1")
+    if c.seed < 0:
+        raise _fail(src, "seed", "must be >= 0")
+
+
 def _number(value: Any, source: str, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _fail(source, key, f"expected a finite number, got {value!r}")
@@ -181,14 +359,12 @@ def _number(value: Any, source: str, key: str) -> float:
 def _threshold(value: Any, source: str, key: str) -> float | None:
     if value is None or (isinstance(value, str) and value.lower() == "none"):
         return None
-    t = _number(value, source, key)
-    if t < 0:
-        raise _fail(source, key, f'thresholds must be >= 0 or "none", got {value!r}')
-    return t
+    return _number(value, source, key)
 
 
 def _coerce(name: str, annotation: str, value: Any, source: str, key: str) -> Any:
-    """Check one scalar or list value against its field's annotation (given as a string)."""
+    """Check one scalar or list value's type against its field's annotation (given as a string);
+    ranges are the dataclasses' own checks."""
     optional = "None" in annotation
     if value is None:
         if optional:
@@ -201,10 +377,7 @@ def _coerce(name: str, annotation: str, value: Any, source: str, key: str) -> An
         for i, pair in enumerate(value):
             if not isinstance(pair, list) or len(pair) != 2:
                 raise _fail(source, f"{key}[{i}]", f"expected [delta_layer, delta_neuron], got {pair!r}")
-            a, b = (_number(v, source, f"{key}[{i}]") for v in pair)
-            if not (0 <= a < 100 and 0 <= b < 100):
-                raise _fail(source, f"{key}[{i}]", "tolerances are percentages in [0, 100)")
-            pairs.append((a, b))
+            pairs.append(tuple(_number(v, source, f"{key}[{i}]") for v in pair))
         return tuple(pairs)
     if name == "thresholds":
         if not isinstance(value, list) or not value:
@@ -233,9 +406,21 @@ def _coerce(name: str, annotation: str, value: Any, source: str, key: str) -> An
     raise AssertionError(f"internal: no rule for {annotation}")  # pragma: no cover
 
 
+def _renamed(cls: type, d: dict[str, Any], source: str, prefix: str) -> dict[str, Any]:
+    """``d`` with deprecated keys under their new names (a warning each; both given is an error)."""
+    for old, new in getattr(cls, "ALIASES", {}).items():
+        if old in d:
+            if new in d:
+                raise _fail(source, f"{prefix}{old}", f"is the old name of {prefix}{new}; give only {new}")
+            logger.warning("%s: %s%s is deprecated; call it %s%s", source, prefix, old, prefix, new)
+            d = {(new if k == old else k): v for k, v in d.items()}
+    return d
+
+
 def _build(cls: type, d: Any, source: str, prefix: str) -> Any:
     if not isinstance(d, dict):
         raise _fail(source, prefix or "(top level)", "expected a table")
+    d = _renamed(cls, d, source, prefix)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
     unknown = sorted(set(d) - set(fields))
     if unknown:
@@ -249,68 +434,11 @@ def _build(cls: type, d: Any, source: str, prefix: str) -> Any:
         else:
             kw[name] = _coerce(name, str(fields[name].type), value, source, key)
     if cls is JobConfig:
-        kw["source"] = source
-        config = cls(**kw)
-        _validate(config)
-        return config
-    return cls(**kw)
-
-
-def _validate(c: JobConfig) -> None:
-    from ..data import TASKS
-
-    src = c.source
-    bad = [t for t in c.tasks if t not in TASKS]
-    if bad:
-        raise _fail(src, "tasks", f"unknown task(s) {bad}; known: {sorted(TASKS)}")
-    if len(set(c.tasks)) != len(c.tasks):
-        raise _fail(src, "tasks", "a task is listed twice")
-    bad = [s for s in c.stages if s not in STAGES]
-    if bad:
-        raise _fail(src, "stages", f"unknown stage(s) {bad}; known: {list(STAGES)}")
-    if "finetune" in c.stages:
-        token = [t for t in c.tasks if TASKS[t].level == "token"]
-        if token:
-            raise _fail(src, "stages", f"finetune is for sentence tasks; {token} are token tasks")
-        f = c.finetune
-        if f.max_epochs <= 0 or f.lr <= 0 or f.batch_size < 1 or f.max_length < 2:
-            raise _fail(src, "finetune", "max_epochs, lr, batch_size and max_length must be positive")
-        if (f.max_train_examples is not None and f.max_train_examples < 1) or (
-            f.checkpoint_every is not None and f.checkpoint_every < 1
-        ):
-            raise _fail(src, "finetune", "max_train_examples and checkpoint_every must be >= 1")
-    if c.threads is not None and c.threads < 1:
-        raise _fail(src, "threads", "must be >= 1")
-    e = c.extract
-    if e.dtype not in ("float32", "float16"):
-        raise _fail(src, "extract.dtype", "must be float32 or float16")
-    if e.aggregation not in (None, "first", "last", "mean", "cls"):
-        raise _fail(src, "extract.aggregation", "must be first, last, mean or cls")
-    for name in ("batch_size", "max_length", "max_train_tokens", "max_items"):
-        v = getattr(e, name)
-        if v is not None and v < 1:
-            raise _fail(src, f"extract.{name}", "must be >= 1")
-    if c.general.split not in ("train", "dev", "test"):
-        raise _fail(src, "general.split", "must be train, dev or test")
-    if not 0 < c.general.step <= 1:
-        raise _fail(src, "general.step", "must lie in (0, 1]")
-    if c.general.representative not in ("random", "central"):
-        raise _fail(src, "general.representative", "must be random or central")
-    p = c.probe
-    if p.solver not in ("fast", "paper"):
-        raise _fail(src, "probe.solver", "must be fast or paper")
-    if p.ranking not in ("paper", "abs"):
-        raise _fail(src, "probe.ranking", "must be paper or abs")
-    if p.l1 < 0 or p.l2 < 0 or (p.rank_l1 is not None and p.rank_l1 < 0):
-        raise _fail(src, "probe", "penalties must be >= 0")
-    if not 0 <= p.delta < 100:
-        raise _fail(src, "probe.delta", "must lie in [0, 100)")
-    if p.threads is not None and p.threads < 1:
-        raise _fail(src, "probe.threads", "must be >= 1")
-    if p.seeds < 0 or p.random_draws < 0:
-        raise _fail(src, "probe", "seeds and random_draws must be >= 0")
-    if not 0 < c.compact.min_share <= 1:
-        raise _fail(src, "compact.min_share", "must lie in (0, 1]")
+        return cls(**kw, source=source)  # checks itself, naming the source
+    try:
+        return cls(**kw)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
 
 
 def load_config(path: str | Path) -> JobConfig:

@@ -1,9 +1,9 @@
 """``redundancy run``: extract -> general -> probe -> pipeline -> compact -> report for each task.
 
 This module only wires the stages together; each stage's work lives in its own package. Every
-stage's result is cached under ``RUN/cache`` with a key of its inputs (the stores' plan hashes,
-the stage's settings, the seed and package versions), so a rerun skips finished work and a run
-that was interrupted resumes where it stopped.
+stage's result is cached under ``RUN/cache`` with a key of exactly what it reads (see ``_keys``:
+the stores' plan hashes, the stage's settings, the seed and package versions; never threads or
+device), so a rerun skips finished work and a run that was interrupted resumes where it stopped.
 
 Run folder::
 
@@ -11,7 +11,7 @@ Run folder::
     RUN/general/{task}/             general.json, linkage.npy, figures
     RUN/probe/{task}/               probe.json, layers.png, sizes.png
     RUN/pipeline/{task}/            pipeline.json, pipeline.md
-    RUN/compact/{task}/             the compact model (see redundancy.pipeline.export_compact)
+    RUN/compact/{task}/             the compact model (see export_compact)
     RUN/report/                     results.json, report.md, report.html
     RUN/job.json                    config, what ran or was cached, seconds, versions
     RUN/cache/{stage}/{task}.json   cache records
@@ -24,17 +24,28 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from .._progress import Progress, no_progress
 from .._serial import write_json_atomic
 from .._torch import torch_threads
 from ..store import package_versions
-from ._cache import StageCache, cache_key
-from ._config import JobConfig
+from ._cache import StageCache, stage_key
+from ._config import SPLITS, STAGES, JobConfig
+from ._keys import (
+    compact_inputs,
+    extract_inputs,
+    finetune_inputs,
+    general_inputs,
+    max_tokens,
+    pipeline_inputs,
+    probe_inputs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,20 +54,6 @@ _VERSIONED = ("numpy", "torch", "transformers", "tokenizers", "scikit-learn", "s
 
 class RunBusyError(RuntimeError):
     """Another ``redundancy run`` holds the run folder's lock."""
-
-
-class Updatable(Protocol):
-    def update(self, n: int) -> object: ...
-
-
-class JobProgress(Protocol):
-    """How the job reports progress (the CLI draws bars; the library only calls back)."""
-
-    def items(self, total: int, unit: str, desc: str) -> contextlib.AbstractContextManager[Updatable]:
-        """A counter for one long loop (extraction, the general pass)."""
-
-    def stage(self, stage: str, done: int, total: int) -> None:
-        """Steps of the probe stages (``progress(stage, done, total)``)."""
 
 
 @dataclass(frozen=True)
@@ -89,21 +86,21 @@ class JobResult:
 
 
 class _Job:
-    """State shared by the stages of one run: the config, the cache, the model loaded at most once."""
+    """State shared by the stages of one run: the config and its compute settings (resolved once),
+    the cache, the progress callback, the model loaded at most once, what ran."""
 
-    def __init__(self, config: JobConfig, out: Path, force: frozenset[str], progress: JobProgress | None):
+    def __init__(self, config: JobConfig, out: Path, force: frozenset[str], progress: Progress | None):
         self.config = config
+        self.compute = config.compute
         self.out = out
         self.cache = StageCache(out)
         self.force = force
-        self.progress = progress
+        self.progress: Progress = progress or no_progress
         self.runs: list[StageRun] = []
         self.versions = package_versions(_VERSIONED)
         self._lm: tuple[str, Any] | None = None
         self._weights: dict[str, str] = {}
         self.t0 = time.perf_counter()
-
-    # -------------------------------------------------------------- shared resources
 
     def weights(self, ref: str) -> str:
         """SHA-256 of a model's weight files (without loading the model)."""
@@ -119,25 +116,13 @@ class _Job:
             from ..extract import load_model
 
             self._lm = None
-            self._lm = (ref, load_model(ref, max_length=self.config.extract.max_length))
+            lm = load_model(ref, device=self.compute.device, max_length=self.config.extract.max_length)
+            self._lm = (ref, lm)
         return self._lm[1]
-
-    @contextlib.contextmanager
-    def items(self, total: int, unit: str, desc: str) -> Iterator[Updatable | None]:
-        if self.progress is None:
-            yield None
-        else:
-            with self.progress.items(total, unit, desc) as bar:
-                yield bar
-
-    def stage_progress(self) -> Callable[[str, int, int], None] | None:
-        return None if self.progress is None else self.progress.stage
-
-    # -------------------------------------------------------------- caching
 
     def cached(self, stage: str, task: str, inputs: dict[str, Any], run: Callable[[], list[Path]]) -> str:
         """Run ``run`` unless a record with the same key exists; return the key."""
-        key = cache_key({"stage": stage, **inputs, "versions": self.versions})
+        key = stage_key(stage, inputs, self.versions)
         hit = None if stage in self.force else self.cache.lookup(stage, task, key)
         if hit is not None:
             logger.info("%s/%s: cached (%s), skipped", task, stage, hit.finished)
@@ -167,52 +152,6 @@ class _Job:
         return result
 
 
-def _targets(job: _Job, task: str) -> list[_Target]:
-    """What to analyse for ``task``: the configured model, or (stage ``finetune``) the model
-    fine-tuned on the task, and beside it the pretrained one when ``compare_pretrained``."""
-    c = job.config
-    if "finetune" not in c.stages:
-        return [_Target(task, task, c.model)]
-    from ..finetune import FinetuneConfig, finetune
-
-    f = c.finetune
-    out = job.out / "finetuned" / task
-    config = FinetuneConfig(
-        lr=f.lr,
-        max_epochs=f.max_epochs,
-        batch_size=f.batch_size,
-        max_length=f.max_length,
-        seed=f.seed,
-        max_train_examples=f.max_train_examples,
-        checkpoint_every=f.checkpoint_every,
-        threads=c.threads,
-    )
-
-    def run() -> list[Path]:
-        # finetune() resumes from out/checkpoint after an interruption, and returns at once when
-        # out already holds a finished run of the same recipe and data
-        with job.items(0, "ex", f"finetune {task}") as bar:
-            finetune(task, c.model, out, config, data_dir=c.data_dir, progress=bar)
-        return [out / "finetune.json", out / "config.json"]
-
-    inputs = {"model": c.model, "weights": job.weights(c.model), "task": task, "finetune": f.to_dict()}
-    job.cached("finetune", task, inputs, run)
-    targets = [_Target(task, task, str(out))]
-    if f.compare_pretrained:
-        targets.append(_Target(task, f"{task}.pretrained", c.model))
-    return targets
-
-
-def _splits(task: str) -> tuple[str, ...]:
-    from ..data import TASKS
-
-    spec = TASKS[task]
-    missing = [s for s in ("train", "dev") if s not in spec.splits]
-    if missing:
-        raise ValueError(f"task {task!r} has no {' or '.join(missing)} split; probes need train and dev")
-    return tuple(s for s in ("train", "dev", "test") if s in spec.splits)
-
-
 @dataclass(frozen=True)
 class _Target:
     """One analysis: a task, the model analysed, and the name its results go under (``label``:
@@ -223,211 +162,281 @@ class _Target:
     model: str
 
 
+# ------------------------------------------------------------------ finetune and extract
+
+
+def _targets(job: _Job, task: str) -> list[_Target]:
+    """What to analyse for ``task``: the configured model, or (stage ``finetune``) the model
+    fine-tuned on the task, and beside it the pretrained one when ``compare_pretrained``."""
+    c = job.config
+    if "finetune" not in c.stages:
+        return [_Target(task, task, c.model)]
+    out = job.out / "finetuned" / task
+    job.cached(
+        "finetune", task, finetune_inputs(c, task, job.weights(c.model)), partial(_finetune, job, task, out)
+    )
+    targets = [_Target(task, task, str(out))]
+    if c.finetune.compare_pretrained:
+        targets.append(_Target(task, f"{task}.pretrained", c.model))
+    return targets
+
+
+def _finetune(job: _Job, task: str, out: Path) -> list[Path]:
+    """Fine-tune the config's model on ``task`` into ``out``; ``finetune`` resumes from
+    ``out/checkpoint`` after an interruption and returns at once on a finished run of the same
+    recipe and data."""
+    from ..finetune import finetune
+
+    c = job.config
+    config = c.finetune.finetune_config(threads=job.compute.threads, device=job.compute.device)
+    finetune(task, c.model, out, config, data_dir=c.data_dir, progress=job.progress)
+    return [out / "finetune.json", out / "config.json"]
+
+
+def _splits(task: str) -> tuple[str, ...]:
+    from ..data import TASKS
+
+    spec = TASKS[task]
+    missing = [s for s in ("train", "dev") if s not in spec.splits]
+    if missing:
+        raise ValueError(f"task {task!r} has no {' or '.join(missing)} split; probes need train and dev")
+    return tuple(s for s in SPLITS if s in spec.splits)
+
+
 def _store_dir(job: _Job, label: str, split: str) -> Path:
     return job.out / "stores" / f"{label}-{split}"
 
 
+def _plan_hash(store: Path, hint: str = "") -> str:
+    from ..store import ActivationStore, StoreError
+
+    try:
+        return ActivationStore.open(store).manifest.plan_hash
+    except StoreError as err:
+        if not hint:
+            raise
+        raise StoreError(f"{err}; {hint}", path=store) from None
+
+
 def _extract(job: _Job, target: _Target, split: str) -> str:
     """Extract one split (cached); returns the store's plan hash."""
-    from ..data import TASKS, load_task
-    from ..extract import ExtractConfig, extract, items_sha256
-    from ..store import ActivationStore
+    from ..data import load_task
+    from ..extract import items_sha256
 
     c = job.config
-    task = target.task
-    spec = TASKS[task]
-    cap = c.extract.max_train_tokens if split == "train" and spec.level == "token" else None
-    data = load_task(task, split, c.data_dir, max_tokens=cap, max_items=c.extract.max_items)
-    settings = {k: v for k, v in c.extract.to_dict().items() if k not in ("max_train_tokens",)} | {
-        "max_tokens": cap
-    }
+    cap = max_tokens(c, target.task, split)
+    data = load_task(target.task, split, c.data_dir, max_tokens=cap, max_items=c.extract.max_items)
     store = _store_dir(job, target.label, split)
-    inputs = {
-        "model": target.model,
-        "weights": job.weights(target.model),
-        "task": task,
-        "split": split,
-        "items": items_sha256(data),
-        "files": data.files,
-        "settings": settings,
-    }
-
-    def run() -> list[Path]:
-        config = ExtractConfig(
-            aggregation=c.extract.aggregation,
-            batch_size=c.extract.batch_size,
-            max_length=c.extract.max_length,
-            dtype=c.extract.dtype,
-        )
-        unit = "word" if spec.level == "token" else "ex"
-        with job.items(data.n_items, unit, f"extract {target.label}/{split}") as bar:
-            extract(data, job.model(target.model), store, config, overwrite=True, progress=bar)
-        ActivationStore.open(store)  # verify before recording
-        return [store]
-
-    job.cached("extract", f"{target.label}-{split}", inputs, run)
-    return ActivationStore.open(store).manifest.plan_hash
+    inputs = extract_inputs(
+        c,
+        model=target.model,
+        weights=job.weights(target.model),
+        task=target.task,
+        split=split,
+        items=items_sha256(data),
+        files=data.files,
+    )
+    job.cached(
+        "extract", f"{target.label}-{split}", inputs, partial(_extract_store, job, target, data, store)
+    )
+    return _plan_hash(store)
 
 
-def _probe_template(job: _Job):
-    from ..probe import ElasticNetProbe
+def _extract_store(job: _Job, target: _Target, data, store: Path) -> list[Path]:
+    from ..extract import extract
 
-    p = job.config.probe
-    return ElasticNetProbe(l1=p.l1, l2=p.l2, solver=p.solver, random_state=job.config.seed)
+    config = job.config.extract.extract_config(job.compute.threads, job.compute.device)
+    extract(data, job.model(target.model), store, config, overwrite=True, progress=job.progress)
+    _plan_hash(store)  # verify before recording
+    return [store]
+
+
+def _stores(job: _Job, target: _Target) -> dict[str, str]:
+    """Each split's store plan hash: extracted now (stage ``extract``) or found in the run folder."""
+    splits = _splits(target.task)
+    if "extract" in job.config.stages:
+        return {split: _extract(job, target, split) for split in splits}
+    hint = "add 'extract' to the config's stages"
+    return {split: _plan_hash(_store_dir(job, target.label, split), hint) for split in splits}
+
+
+# ------------------------------------------------------------------ the analysis stages
 
 
 class _LazyProbeTask:
     """Loads the probe task (all splits' activations in RAM) at most once per task, on first use."""
 
-    def __init__(self, job: _Job, task: str, splits: tuple[str, ...]):
-        self.job, self.task, self.splits = job, task, splits
+    def __init__(self, job: _Job, label: str, splits: tuple[str, ...]):
+        self.job, self.label, self.splits = job, label, splits
         self._value = None
 
     def get(self):
         if self._value is None:
             from ..probe import load_probe_task
 
-            d = {s: _store_dir(self.job, self.task, s) for s in self.splits}
+            d = {s: _store_dir(self.job, self.label, s) for s in self.splits}
             self._value = load_probe_task(d["train"], d["dev"], d.get("test"))
         return self._value
 
 
+@dataclass(frozen=True)
+class _Analysis:
+    """One target's stores (split -> plan hash) and its activations, loaded on first use."""
+
+    target: _Target
+    stores: dict[str, str]
+    data: _LazyProbeTask
+
+    @property
+    def label(self) -> str:
+        return self.target.label
+
+
+def _pipeline_json(job: _Job, a: _Analysis) -> Path:
+    return job.out / "pipeline" / a.label / "pipeline.json"
+
+
+def _file_key(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+
+
+def _general_inputs(job: _Job, a: _Analysis, keys: Mapping[str, str]) -> dict[str, Any]:
+    split = job.config.general.split
+    if split not in a.stores:
+        raise ValueError(f"task {a.label!r} has no {split!r} split for the general stage")
+    return general_inputs(job.config, a.stores)
+
+
+def _general(job: _Job, a: _Analysis) -> list[Path]:
+    from ..general import run_general
+    from ..store import ActivationStore
+
+    g, out = job.config.general, job.out / "general" / a.label
+    store = ActivationStore.open(_store_dir(job, a.label, g.split))
+    run_general(
+        store,
+        out,
+        step=g.step,
+        report_threshold=g.report_threshold,
+        seed=job.config.seed,
+        representative=g.representative,
+        progress=job.progress,
+    )
+    return [out / "general.json"]
+
+
+def _probe_inputs(job: _Job, a: _Analysis, keys: Mapping[str, str]) -> dict[str, Any]:
+    return probe_inputs(job.config, a.stores)
+
+
+def _probe(job: _Job, a: _Analysis) -> list[Path]:
+    from sklearn.base import clone
+
+    from ..probe import plot_layers, plot_sizes, run_task_redundancy
+
+    p, out = job.config.probe, job.out / "probe" / a.label
+    probe = p.template(job.config.seed)
+    result = run_task_redundancy(
+        a.data.get(),
+        probe=probe,
+        delta=p.delta,
+        ranking=p.ranking,
+        ranking_probe=None if p.rank_l1 is None else clone(probe).set_params(l1=p.rank_l1),
+        controls=p.controls,
+        n_random=p.random_draws,
+        probe_seeds=p.n_seeds,
+        progress=job.progress,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    plot_layers(result, out / "layers.png")
+    plot_sizes(result, out / "sizes.png")
+    write_json_atomic(out / "probe.json", result.to_dict())
+    return [out / "probe.json"]
+
+
+def _pipeline_inputs(job: _Job, a: _Analysis, keys: Mapping[str, str]) -> dict[str, Any]:
+    return pipeline_inputs(job.config, a.stores)
+
+
+def _pipeline(job: _Job, a: _Analysis) -> list[Path]:
+    from ..pipeline import run_pipeline
+
+    c, out = job.config, job.out / "pipeline" / a.label
+    result = run_pipeline(
+        a.data.get(),
+        grid=c.pipeline.grid,
+        thresholds=c.pipeline.thresholds,
+        probe=c.probe.template(c.seed),
+        seed=c.seed,
+        progress=job.progress,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline.md").write_text(result.table_markdown())
+    write_json_atomic(out / "pipeline.json", result.to_dict())
+    return [out / "pipeline.json", out / "pipeline.md"]
+
+
+def _compact_inputs(job: _Job, a: _Analysis, keys: Mapping[str, str]) -> dict[str, Any]:
+    pipeline = keys.get("pipeline") or _file_key(_pipeline_json(job, a))
+    return compact_inputs(job.config, a.stores, pipeline=pipeline, weights=job.weights(a.target.model))
+
+
+def _compact(job: _Job, a: _Analysis) -> list[Path]:
+    from ..compact import export_compact
+    from ..pipeline import choose_row, load_result
+
+    c, source, out = job.config, _pipeline_json(job, a), job.out / "compact" / a.label
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no pipeline result; add 'pipeline' to the config's stages")
+    row = choose_row(load_result(source), min_share=c.compact.min_share)
+    model = job.model(a.target.model)
+    export_compact(a.data.get(), row, model, out, probe=c.probe.template(c.seed), overwrite=True)
+    return [out / "compact.json"]
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """One analysis stage: its key's inputs (given the keys of the stages before it), its work,
+    and whether it runs with ``[probe] threads``."""
+
+    name: str
+    inputs: Callable[[_Job, _Analysis, Mapping[str, str]], dict[str, Any]]
+    run: Callable[[_Job, _Analysis], list[Path]]
+    probe_threads: bool
+
+
+_ANALYSIS_STAGES = (
+    _Stage("general", _general_inputs, _general, probe_threads=False),
+    _Stage("probe", _probe_inputs, _probe, probe_threads=True),
+    _Stage("pipeline", _pipeline_inputs, _pipeline, probe_threads=True),
+    _Stage("compact", _compact_inputs, _compact, probe_threads=True),
+)
+
+
 def _run_task(job: _Job, target: _Target) -> None:
-    c = job.config
-    task = target.label  # results, caches and folders go under the label
+    """One target: its stores, then each listed analysis stage in order, cached by what it reads."""
     splits = _splits(target.task)
-    stages = set(c.stages)
-    plans: dict[str, str] = {}
-    for split in splits:
-        if "extract" in stages:
-            plans[split] = _extract(job, target, split)
-        else:
-            from ..store import ActivationStore, StoreError
+    a = _Analysis(target, _stores(job, target), _LazyProbeTask(job, target.label, splits))
+    keys: dict[str, str] = {}
+    for stage in _ANALYSIS_STAGES:
+        if stage.name not in job.config.stages:
+            continue
+        inputs = stage.inputs(job, a, keys)
+        with torch_threads(job.compute.probe_threads if stage.probe_threads else None):
+            keys[stage.name] = job.cached(stage.name, a.label, inputs, partial(stage.run, job, a))
 
-            store = _store_dir(job, task, split)
-            try:
-                plans[split] = ActivationStore.open(store).manifest.plan_hash
-            except StoreError as err:
-                raise StoreError(f"{err}; add 'extract' to the config's stages", path=store) from None
-    loaded = _LazyProbeTask(job, task, splits)
-    probe_threads = c.probe.threads or c.threads
-    probe_inputs = {"stores": plans, "probe": c.probe.to_dict(), "seed": c.seed}
 
-    if "general" in stages:
-        g = c.general
-        if g.split not in plans:
-            raise ValueError(f"task {task!r} has no {g.split!r} split for the general stage")
-        out = job.out / "general" / task
+# ------------------------------------------------------------------ the run
 
-        def run_general_stage() -> list[Path]:
-            from ..general import run_general
-            from ..store import ActivationStore
 
-            store = ActivationStore.open(_store_dir(job, task, g.split))
-            with job.items(store.n_items, "item", f"general {task}/{g.split}") as bar:
-                run_general(
-                    store,
-                    out,
-                    step=g.step,
-                    report_threshold=g.report_threshold,
-                    seed=c.seed,
-                    representative=g.representative,
-                    progress=bar,
-                )
-            return [out / "general.json"]
+def _report(job: _Job) -> None:
+    from ..report import collect, write_report
 
-        job.cached(
-            "general",
-            task,
-            {"store": plans[g.split], "general": g.to_dict(), "seed": c.seed},
-            run_general_stage,
-        )
-
-    if "probe" in stages:
-        out = job.out / "probe" / task
-
-        def run_probe_stage() -> list[Path]:
-            from sklearn.base import clone
-
-            from ..probe import plot_layers, plot_sizes, run_task_redundancy
-
-            p = c.probe
-            probe = _probe_template(job)
-            result = run_task_redundancy(
-                loaded.get(),
-                probe=probe,
-                delta=p.delta,
-                ranking=p.ranking,
-                ranking_probe=None if p.rank_l1 is None else clone(probe).set_params(l1=p.rank_l1),
-                controls=p.controls,
-                n_random=p.random_draws,
-                probe_seeds=p.seeds,
-                progress=job.stage_progress(),
-            )
-            out.mkdir(parents=True, exist_ok=True)
-            plot_layers(result, out / "layers.png")
-            plot_sizes(result, out / "sizes.png")
-            write_json_atomic(out / "probe.json", result.to_dict())
-            return [out / "probe.json"]
-
-        with torch_threads(probe_threads):
-            job.cached("probe", task, probe_inputs, run_probe_stage)
-
-    pipeline_key = None
-    if "pipeline" in stages:
-        out = job.out / "pipeline" / task
-
-        def run_pipeline_stage() -> list[Path]:
-            from ..pipeline import run_pipeline
-
-            result = run_pipeline(
-                loaded.get(),
-                grid=c.pipeline.grid,
-                thresholds=c.pipeline.thresholds,
-                probe=_probe_template(job),
-                seed=c.seed,
-                progress=job.stage_progress(),
-            )
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "pipeline.md").write_text(result.table_markdown())
-            write_json_atomic(out / "pipeline.json", result.to_dict())
-            return [out / "pipeline.json", out / "pipeline.md"]
-
-        pipeline_inputs = {**probe_inputs, "pipeline": c.pipeline.to_dict()}
-        with torch_threads(probe_threads):
-            pipeline_key = job.cached("pipeline", task, pipeline_inputs, run_pipeline_stage)
-
-    if "compact" in stages:
-        out = job.out / "compact" / task
-        source = job.out / "pipeline" / task / "pipeline.json"
-
-        def run_compact_stage() -> list[Path]:
-            from ..pipeline import choose_row, export_compact, load_result
-
-            if not source.is_file():
-                raise FileNotFoundError(
-                    f"{source}: no pipeline result; add 'pipeline' to the config's stages"
-                )
-            row = choose_row(load_result(source), min_share=c.compact.min_share)
-            export_compact(
-                loaded.get(),
-                row,
-                job.model(target.model),
-                out,
-                probe=_probe_template(job),
-                seed=c.seed,
-                overwrite=True,
-            )
-            return [out / "compact.json"]
-
-        inputs = {
-            "pipeline": pipeline_key or _file_key(source),
-            "compact": c.compact.to_dict(),
-            "weights": job.weights(target.model),
-            "seed": c.seed,
-        }
-        with torch_threads(probe_threads):
-            job.cached("compact", task, inputs, run_compact_stage)
+    t0 = time.perf_counter()
+    write_report(collect(job.out), job.out / "report")
+    job.runs.append(StageRun("report", "all", "ran", round(time.perf_counter() - t0, 3), ""))
 
 
 @contextlib.contextmanager
@@ -449,10 +458,12 @@ def _run_lock(out: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _file_key(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+def _forced(force: tuple[str, ...]) -> frozenset[str]:
+    forced = frozenset(STAGES if "all" in force else force)
+    unknown = forced - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stage(s) to force: {sorted(unknown)}; known: {list(STAGES)}")
+    return forced
 
 
 def run_job(
@@ -460,7 +471,7 @@ def run_job(
     *,
     out: str | Path | None = None,
     force: tuple[str, ...] = (),
-    progress: JobProgress | None = None,
+    progress: Progress | None = None,
 ) -> JobResult:
     """Run the config's stages for each of its tasks, skipping what the cache says is done.
 
@@ -469,31 +480,20 @@ def run_job(
     config : the experiment (see :func:`load_config`).
     out : the run folder (default ``config.out``).
     force : stages to redo even when cached (``"all"`` for every stage).
-    progress : progress callbacks (the CLI's bars); None for none.
+    progress : a :class:`redundancy._progress.Progress` (the CLI's bars: ``stage_bars``); None for none.
     """
-
-    from ._config import STAGES
-
     out = Path(out if out is not None else config.out)
     config = replace(config, out=str(out))
-    force_set = frozenset(STAGES if "all" in force else force)
-    unknown = force_set - set(STAGES)
-    if unknown:
-        raise ValueError(f"unknown stage(s) to force: {sorted(unknown)}; known: {list(STAGES)}")
+    forced = _forced(tuple(force))
     out.mkdir(parents=True, exist_ok=True)
-    with torch_threads(config.threads), _run_lock(out):
-        job = _Job(config, out, force_set, progress)
+    with torch_threads(config.compute.threads), _run_lock(out):
+        job = _Job(config, out, forced, progress)
         for task in config.tasks:
             for target in _targets(job, task):
                 _run_task(job, target)
                 gc.collect()  # the task's activations (often GBs) go before the next task loads its own
         if "report" in config.stages:
-            t0 = time.perf_counter()
-            from ..report import collect, write_report
-
-            report = collect(out)
-            write_report(report, out / "report")
-            job.runs.append(StageRun("report", "all", "ran", round(time.perf_counter() - t0, 3), ""))
+            _report(job)
         result = job.write_job()
     logger.info("run finished in %.1fs: %s", result.seconds, json.dumps([s.status for s in result.stages]))
     return result

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, fields
 from typing import Any
 
 from .._serial import json_ready, nan_if_none
 from ..probe import SplitInfo
+
+logger = logging.getLogger(__name__)
 
 _FLOAT_FIELDS = (
     "oracle_dev",
@@ -232,3 +235,31 @@ def load_result(path) -> PipelineResult:
     from pathlib import Path
 
     return PipelineResult.from_dict(json.loads(Path(path).read_text()))
+
+
+def choose_row(result: PipelineResult, min_share: float = 0.97) -> PipelineRow:
+    """The pipeline row to export, chosen on **dev** only (test never enters the choice).
+
+    Among rows whose dev score is at least ``min_share * oracle_dev``, the one with the fewest
+    selected neurons (ties: the higher dev, then the earlier row); if no row qualifies, the row with
+    the highest dev. Rows with a NaN dev score are never chosen.
+
+    Parameters
+    ----------
+    result : a :class:`PipelineResult`.
+    min_share : the share of the oracle's dev score a row must keep (default 0.97, the paper's
+        "about 97 %" of the oracle).
+    """
+    rows = [r for r in result.rows if not math.isnan(r.dev)]
+    if not rows:
+        raise ValueError("the pipeline result has no row with a dev score")
+    target = min_share * result.oracle_dev
+    good = [r for r in rows if r.dev >= target]
+    if good:
+        return min(good, key=lambda r: (r.n_selected, -r.dev))
+    logger.warning(
+        "no row keeps %.1f%% of the oracle's dev score %.4f; taking the row with the highest dev",
+        100 * min_share,
+        result.oracle_dev,
+    )
+    return max(rows, key=lambda r: r.dev)

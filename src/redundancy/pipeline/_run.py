@@ -1,4 +1,10 @@
-"""The efficient-transfer pipeline: LayerSelector -> correlation clustering -> feature selection."""
+"""The efficient-transfer pipeline: LayerSelector -> correlation clustering -> feature selection.
+
+:func:`run_pipeline` trains the incremental probes, picks a layer per ``delta_layer``, computes the
+correlations once, and builds one :class:`PipelineRow` per (tolerance pair, threshold);
+:class:`_Work` holds what those rows share (the clustered probe and the top-k probes of each
+``(layer, threshold)``, trained once however many rows ask for them).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from datetime import UTC, datetime
 import numpy as np
 from sklearn.base import clone
 
+from .._progress import Progress
 from ..general import CorrelationClusterer, NeuronStats
 from ..probe import (
     ElasticNetProbe,
@@ -23,7 +30,6 @@ from ..probe import (
     select_columns,
     train_neuron_sets,
 )
-from ..probe._experiments import Progress
 from ..select import (
     PIPELINE_SHARES,
     LayerSelector,
@@ -43,6 +49,8 @@ DEFAULT_THRESHOLDS: tuple[float | None, ...] = (None, 0.3)
 
 _STATS_ROWS = 8192  # rows per NeuronStats.update
 
+_Key = tuple[int, float | None]  # (selected layer, clustering threshold)
+
 
 def _score(task: ProbeTask, probe: ElasticNetProbe, neurons: np.ndarray, split: str) -> float:
     if split == "test" and task.test is None:
@@ -60,8 +68,32 @@ class _Fitted:
     estimator: ElasticNetProbe
 
 
-def _stage(progress: Progress | None, stage: str):
-    return None if progress is None else (lambda done, total: progress(stage, done, total))
+def _fitted(task: ProbeTask, estimator: ElasticNetProbe, neurons: np.ndarray) -> _Fitted:
+    """``estimator`` (trained on ``neurons``) scored on dev and test."""
+    dev, test = _score(task, estimator, neurons, "dev"), _score(task, estimator, neurons, "test")
+    return _Fitted(neurons, dev, test, estimator)
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """What feature selection kept: the neurons of the first passing top-k (``passed``), else all
+    the clustered neurons; their probe's dev and test scores."""
+
+    neurons: np.ndarray
+    dev: float
+    test: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The knobs of the clustering and feature-selection steps (see :func:`run_pipeline`)."""
+
+    seed: int
+    shares: Sequence[float]
+    ranking: str
+    search_stride: int
+    search_chunk: int
 
 
 def _train_correlation(task: ProbeTask, n_cols: int) -> np.ndarray:
@@ -73,6 +105,278 @@ def _train_correlation(task: ProbeTask, n_cols: int) -> np.ndarray:
     for start in range(0, X.shape[0], _STATS_ROWS):
         stats.update(X[start : start + _STATS_ROWS, :n_cols])
     return stats.compute(correlation=True).correlation
+
+
+class _TopK:
+    """The ``evaluate`` of :func:`search_minimal_size` over one ranking (``order``): the top-k probes
+    asked for, each trained once; ``done`` maps k to (neurons, dev, test)."""
+
+    def __init__(
+        self,
+        task: ProbeTask,
+        probe: ElasticNetProbe,
+        order: np.ndarray,
+        stage: str,
+        progress: Progress | None,
+    ):
+        self.task, self.probe, self.order, self.stage, self.progress = task, probe, order, stage, progress
+        self.done: dict[int, tuple[np.ndarray, float, float]] = {}
+
+    def __call__(self, part: list[int]) -> list[float]:
+        todo = [k for k in part if k not in self.done]
+        if todo:
+            res = train_neuron_sets(
+                self.task,
+                self.probe,
+                [self.order[:k] for k in todo],
+                [f"top-{k}" for k in todo],
+                stage=self.stage,
+                progress=self.progress,
+            )
+            for k, r in zip(todo, res, strict=True):
+                self.done[k] = (self.order[:k], r.dev_score, r.test_score)
+        return [self.done[k][1] for k in part]
+
+
+class _Work:
+    """The clustered probes and top-k scans of one pipeline run, per ``(layer, threshold)``, each
+    computed on first request; ``timings`` sums the seconds of clustering and selection."""
+
+    def __init__(
+        self,
+        task: ProbeTask,
+        probe: ElasticNetProbe,
+        incremental: list[_Fitted],
+        corr: np.ndarray | None,
+        settings: _Settings,
+        progress: Progress | None,
+    ):
+        self.task, self.probe, self.incremental, self.corr = task, probe, incremental, corr
+        self.settings, self.progress = settings, progress
+        self.clustered: dict[_Key, _Fitted] = {}
+        self.scans: dict[_Key, _TopK] = {}
+        self.timings = {"clustering": 0.0, "selection": 0.0}
+
+    def cluster(self, layer: int, t: float | None) -> _Fitted:
+        """The probe on layers 0..``layer`` after clustering at ``t`` (None: the incremental probe)."""
+        key = (layer, t)
+        if key not in self.clustered:
+            if t is None:
+                self.clustered[key] = self.incremental[layer]
+            else:
+                t1 = time.perf_counter()
+                self.clustered[key] = self._train_clustered(layer, t)
+                self.timings["clustering"] += time.perf_counter() - t1
+        return self.clustered[key]
+
+    def _train_clustered(self, layer: int, t: float) -> _Fitted:
+        task, h = self.task, self.task.hidden
+        m = (layer + 1) * h
+        cc = CorrelationClusterer(t, representative="random", random_state=self.settings.seed).fit(
+            self.corr[:m, :m], layer_of=np.repeat(np.arange(layer + 1), h)
+        )
+        kept = np.sort(np.asarray(cc.representatives_, dtype=np.int64))
+        est = clone(self.probe).fit(
+            select_columns(task.X_train, kept), task.train.y, select_columns(task.X_dev, kept), task.dev.y
+        )
+        fitted = _fitted(task, est, kept)
+        logger.info("layers 0..%d, t=%g: %d of %d neurons kept, dev %.4f", layer, t, kept.size, m, fitted.dev)
+        return fitted
+
+    def _scan(self, layer: int, t: float | None) -> _TopK:
+        """The top-k scan over the clustered probe's ranking of its neurons."""
+        key = (layer, t)
+        if key not in self.scans:
+            base, s = self.cluster(layer, t), self.settings
+            rank = rank_neurons(base.estimator.scaled_coef_, s.ranking, search_stride=s.search_stride)
+            stage = f"feature selection (0..{layer}, t={t})"
+            self.scans[key] = _TopK(self.task, self.probe, base.neurons[rank], stage, self.progress)
+        return self.scans[key]
+
+    def select(self, layer: int, t: float | None, delta_neuron: float) -> _Selection:
+        """The first top-k of the clustered probe's ranking within ``delta_neuron`` of its dev score."""
+        base, s, N = self.cluster(layer, t), self.settings, self.task.n_neurons
+        scan = self._scan(layer, t)
+        sizes = grid_sizes(N, s.shares, max_size=base.neurons.size)
+        target = tolerance_target(base.dev, delta_neuron)
+        t1 = time.perf_counter()
+        outcome = search_minimal_size(sizes, scan, target, chunk=s.search_chunk, budget=N)
+        self.timings["selection"] += time.perf_counter() - t1
+        if outcome.size is None:
+            return _Selection(base.neurons, base.dev, base.test, False)
+        neurons, dev, test = scan.done[outcome.size]
+        return _Selection(neurons, dev, test, True)
+
+
+def _check_grid(
+    grid: Sequence[tuple[float, float]], thresholds: Sequence[float | None]
+) -> tuple[tuple[tuple[float, float], ...], tuple[float | None, ...]]:
+    """``grid`` and ``thresholds`` as float tuples, checked."""
+    grid = tuple((float(a), float(b)) for a, b in grid)
+    thresholds = tuple(None if t is None else float(t) for t in thresholds)
+    if not grid or not thresholds:
+        raise ValueError("grid and thresholds must not be empty")
+    for t in thresholds:
+        if t is not None and not (np.isfinite(t) and t >= 0):
+            raise ValueError(f"thresholds must be None or finite and >= 0, got {t}")
+    return grid, thresholds
+
+
+def _as_task(
+    train: ActivationStore | str | os.PathLike | ProbeTask,
+    dev: ActivationStore | str | os.PathLike | None,
+    test: ActivationStore | str | os.PathLike | None,
+    metric: str | None,
+) -> ProbeTask:
+    if isinstance(train, ProbeTask):
+        return train
+    if dev is None:
+        raise ValueError("a dev store is needed (every selection step uses dev)")
+    return load_probe_task(train, dev, test, metric=metric)
+
+
+def _incremental(task: ProbeTask, probe: ElasticNetProbe, progress: Progress | None) -> list[_Fitted]:
+    """Probes on layers 0..l for every l (one family: nested column ranges 0..(l+1)h), scored."""
+    h = task.hidden
+    fitted = fit_probe_family(
+        probe,
+        task.X_train,
+        task.train.y,
+        [[(0, (i + 1) * h)] for i in range(task.n_layers)],
+        task.X_dev,
+        task.dev.y,
+        progress=progress,
+        what="incremental",
+    )
+    return [_fitted(task, est, np.arange((i + 1) * h)) for i, est in enumerate(fitted)]
+
+
+def _row(
+    deltas: tuple[float, float],
+    t: float | None,
+    selector: LayerSelector,
+    inc: _Fitted,
+    base: _Fitted,
+    chosen: _Selection,
+    oracle: _Fitted,
+    n_neurons: int,
+) -> PipelineRow:
+    """One row of the result: the layer step (``inc``), the clustering (``base``), the selection."""
+    return PipelineRow(
+        delta_layer=deltas[0],
+        delta_neuron=deltas[1],
+        threshold=t,
+        oracle_dev=oracle.dev,
+        oracle_test=oracle.test,
+        selected_layer=int(selector.selected_layer_),
+        layer_passed=bool(selector.passed_),
+        n_layer_neurons=int(inc.neurons.size),
+        layer_dev=inc.dev,
+        layer_test=inc.test,
+        n_after_clustering=int(base.neurons.size),
+        cc_dev=base.dev,
+        cc_test=base.test,
+        n_selected=int(len(chosen.neurons)),
+        fs_passed=chosen.passed,
+        share_of_all=len(chosen.neurons) / n_neurons,
+        dev=float(chosen.dev),
+        test=float(chosen.test),
+        share_of_oracle=float(chosen.test) / oracle.test if oracle.test else float("nan"),
+        neurons=tuple(sorted(int(i) for i in chosen.neurons)),
+        clustered_neurons=tuple(sorted(int(i) for i in base.neurons)),
+    )
+
+
+def _log_row(row: PipelineRow, baseline: float) -> None:
+    """The row in one line; a warning when it does no better than the majority class on dev."""
+    logger.info(
+        "delta (%g, %g), t=%s: layer %d, %d -> %d -> %d neurons, dev %.4f test %.4f",
+        row.delta_layer,
+        row.delta_neuron,
+        row.threshold,
+        row.selected_layer,
+        row.n_layer_neurons,
+        row.n_after_clustering,
+        row.n_selected,
+        row.dev,
+        row.test,
+    )
+    if row.dev <= baseline:
+        logger.warning(
+            "delta (%g, %g), t=%s: the selected probe (layer %d, %d neurons, dev %.4f) is no "
+            "better than always predicting train's majority class (dev %.4f): the oracle is too "
+            "weak for the tolerances to mean anything, or layer %d carries no signal (e.g. a "
+            "constant [CLS] embedding)",
+            row.delta_layer,
+            row.delta_neuron,
+            row.threshold,
+            row.selected_layer,
+            row.n_selected,
+            row.dev,
+            baseline,
+            row.selected_layer,
+        )
+
+
+def _rows(
+    work: _Work,
+    grid: tuple[tuple[float, float], ...],
+    thresholds: tuple[float | None, ...],
+    selectors: dict[float, LayerSelector],
+    baseline: float,
+) -> list[PipelineRow]:
+    """One row per tolerance pair and threshold, in that order."""
+    incremental, N = work.incremental, work.task.n_neurons
+    rows = []
+    for deltas in grid:
+        sel = selectors[deltas[0]]
+        layer = int(sel.selected_layer_)
+        for t in thresholds:
+            base = work.cluster(layer, t)
+            chosen = work.select(layer, t, deltas[1])
+            row = _row(deltas, t, sel, incremental[layer], base, chosen, incremental[-1], N)
+            _log_row(row, baseline)
+            rows.append(row)
+    return rows
+
+
+def _result(
+    task: ProbeTask,
+    probe: ElasticNetProbe,
+    work: _Work,
+    rows: list[PipelineRow],
+    grid: tuple[tuple[float, float], ...],
+    thresholds: tuple[float | None, ...],
+    timings: dict[str, float],
+    baseline: float,
+) -> PipelineResult:
+    m, s = task.train.store.manifest, work.settings
+    return PipelineResult(
+        task=m.task,
+        metric=task.metric,
+        model=m.model,
+        n_layers=task.n_layers,
+        hidden=task.hidden,
+        n_neurons=task.n_neurons,
+        grid=grid,
+        thresholds=thresholds,
+        ranking_method=s.ranking,
+        shares=tuple(float(x) for x in s.shares),
+        seed=int(s.seed),
+        probe_seed=int(probe.random_state),
+        solver=probe.solver,
+        probe_params=dict(probe.get_params()),
+        train=task.train.info,
+        dev=task.dev.info,
+        test=None if task.test is None else task.test.info,
+        incremental_dev=tuple(f.dev for f in work.incremental),
+        incremental_test=tuple(f.test for f in work.incremental),
+        rows=tuple(rows),
+        timings=timings,
+        versions=dict(package_versions(("numpy", "torch", "scikit-learn", "scipy", "fastcluster"))),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        baseline_dev=baseline,
+    )
 
 
 def run_pipeline(
@@ -108,6 +412,7 @@ def run_pipeline(
     search_chunk : grid sizes trained together (nested top-k sets; default 25 fast, 1 paper);
         the answer is the same as one by one.
     metric : override the task's metric.
+    progress : a :class:`redundancy._progress.Progress`, called with each step's name.
 
     Steps (all selection on dev, scores reported on test):
 
@@ -126,45 +431,17 @@ def run_pipeline(
     computed once for the highest layer needed.
     """
     probe = ElasticNetProbe(random_state=seed) if probe is None else probe
-    grid = tuple((float(a), float(b)) for a, b in grid)
-    thresholds = tuple(None if t is None else float(t) for t in thresholds)
-    if not grid or not thresholds:
-        raise ValueError("grid and thresholds must not be empty")
-    for t in thresholds:
-        if t is not None and not (np.isfinite(t) and t >= 0):
-            raise ValueError(f"thresholds must be None or finite and >= 0, got {t}")
-    if isinstance(train_store, ProbeTask):
-        task = train_store
-    else:
-        if dev_store is None:
-            raise ValueError("a dev store is needed (every selection step uses dev)")
-        task = load_probe_task(train_store, dev_store, test_store, metric=metric)
+    grid, thresholds = _check_grid(grid, thresholds)
+    task = _as_task(train_store, dev_store, test_store, metric)
     timings = {"load": task.load_seconds}
-    L, h, N = task.n_layers, task.hidden, task.n_neurons
     if search_chunk is None:
         search_chunk = 25 if probe.solver == "fast" else 1
-
-    # 1. incremental probes (one family: nested column ranges 0..(l+1)h)
     t0 = time.perf_counter()
-    fitted = fit_probe_family(
-        probe,
-        task.X_train,
-        task.train.y,
-        [[(0, (i + 1) * h)] for i in range(L)],
-        task.X_dev,
-        task.dev.y,
-        progress=_stage(progress, "incremental"),
-    )
-    incremental = []
-    for i, est in enumerate(fitted):
-        cols = np.arange((i + 1) * h)
-        dev, test = _score(task, est, cols, "dev"), _score(task, est, cols, "test")
-        incremental.append(_Fitted(cols, dev, test, est))
-    oracle = incremental[-1]
+    incremental = _incremental(task, probe, progress)
     timings["incremental"] = time.perf_counter() - t0
+    oracle = incremental[-1]
     logger.info("oracle dev %.4f test %.4f", oracle.dev, oracle.test)
-
-    # 2. layer selection for every delta_layer (cheap), to know how far correlations are needed
+    # layer selection for every delta_layer (cheap), to know how far correlations are needed
     selectors = {
         dl: LayerSelector(dl).fit([f.dev for f in incremental], oracle.dev) for dl in {a for a, _ in grid}
     }
@@ -172,161 +449,12 @@ def run_pipeline(
     if any(t is not None for t in thresholds):
         t0 = time.perf_counter()
         top = max(s.selected_layer_ for s in selectors.values())
-        corr = _train_correlation(task, (top + 1) * h)
+        corr = _train_correlation(task, (top + 1) * task.hidden)
         timings["correlation"] = time.perf_counter() - t0
-
-    clustered: dict[tuple[int, float | None], _Fitted] = {}
-    scans: dict[tuple[int, float | None], tuple[np.ndarray, dict[int, tuple[np.ndarray, float, float]]]] = {}
-    timings["clustering"] = 0.0
-    timings["selection"] = 0.0
-
-    def cluster_step(layer: int, t: float | None) -> _Fitted:
-        key = (layer, t)
-        if key not in clustered:
-            if t is None:
-                clustered[key] = incremental[layer]
-            else:
-                t1 = time.perf_counter()
-                m = (layer + 1) * h
-                cc = CorrelationClusterer(t, representative="random", random_state=seed).fit(
-                    corr[:m, :m], layer_of=np.repeat(np.arange(layer + 1), h)
-                )
-                kept = np.sort(np.asarray(cc.representatives_, dtype=np.int64))
-                est = clone(probe).fit(
-                    select_columns(task.X_train, kept),
-                    task.train.y,
-                    select_columns(task.X_dev, kept),
-                    task.dev.y,
-                )
-                dev, test = _score(task, est, kept, "dev"), _score(task, est, kept, "test")
-                clustered[key] = _Fitted(kept, dev, test, est)
-                timings["clustering"] += time.perf_counter() - t1
-                logger.info(
-                    "layers 0..%d, t=%g: %d of %d neurons kept, dev %.4f", layer, t, kept.size, m, dev
-                )
-        return clustered[key]
-
-    def feature_selection(layer: int, t: float | None, delta_neuron: float):
-        """(neurons, dev, test, passed) of the first passing top-k, else of the clustered probe."""
-        base = cluster_step(layer, t)
-        key = (layer, t)
-        if key not in scans:
-            rank = rank_neurons(base.estimator.scaled_coef_, ranking, search_stride=search_stride)
-            order = base.neurons[rank]
-            scans[key] = (order, {})
-        order, done = scans[key]
-        sizes = grid_sizes(N, shares, max_size=base.neurons.size)
-        target = tolerance_target(base.dev, delta_neuron)
-        t1 = time.perf_counter()
-
-        def evaluate(part: list[int]) -> list[float]:
-            todo = [k for k in part if k not in done]
-            if todo:
-                res = train_neuron_sets(
-                    task,
-                    probe,
-                    [order[:k] for k in todo],
-                    [f"top-{k}" for k in todo],
-                    stage=f"feature selection (0..{layer}, t={t})",
-                    progress=progress,
-                )
-                for k, r in zip(todo, res, strict=True):
-                    done[k] = (order[:k], r.dev_score, r.test_score)
-            return [done[k][1] for k in part]
-
-        outcome = search_minimal_size(sizes, evaluate, target, chunk=search_chunk, budget=N)
-        timings["selection"] += time.perf_counter() - t1
-        if outcome.size is None:
-            return base.neurons, base.dev, base.test, False
-        neurons, dev, test = done[outcome.size]
-        return neurons, dev, test, True
-
+    settings = _Settings(seed, shares, ranking, search_stride, search_chunk)
+    work = _Work(task, probe, incremental, corr, settings, progress)
     baseline = baseline_score(task, "dev")
-    rows = []
-    for delta_layer, delta_neuron in grid:
-        sel = selectors[delta_layer]
-        layer = int(sel.selected_layer_)
-        inc = incremental[layer]
-        for t in thresholds:
-            base = cluster_step(layer, t)
-            neurons, dev, test, passed = feature_selection(layer, t, delta_neuron)
-            row = PipelineRow(
-                delta_layer=delta_layer,
-                delta_neuron=delta_neuron,
-                threshold=t,
-                oracle_dev=oracle.dev,
-                oracle_test=oracle.test,
-                selected_layer=layer,
-                layer_passed=bool(sel.passed_),
-                n_layer_neurons=int(inc.neurons.size),
-                layer_dev=inc.dev,
-                layer_test=inc.test,
-                n_after_clustering=int(base.neurons.size),
-                cc_dev=base.dev,
-                cc_test=base.test,
-                n_selected=int(len(neurons)),
-                fs_passed=passed,
-                share_of_all=len(neurons) / N,
-                dev=float(dev),
-                test=float(test),
-                share_of_oracle=float(test) / oracle.test if oracle.test else float("nan"),
-                neurons=tuple(sorted(int(i) for i in neurons)),
-                clustered_neurons=tuple(sorted(int(i) for i in base.neurons)),
-            )
-            logger.info(
-                "delta (%g, %g), t=%s: layer %d, %d -> %d -> %d neurons, dev %.4f test %.4f",
-                delta_layer,
-                delta_neuron,
-                t,
-                layer,
-                inc.neurons.size,
-                base.neurons.size,
-                row.n_selected,
-                row.dev,
-                row.test,
-            )
-            if row.dev <= baseline:
-                logger.warning(
-                    "delta (%g, %g), t=%s: the selected probe (layer %d, %d neurons, dev %.4f) is no "
-                    "better than always predicting train's majority class (dev %.4f): the oracle is too "
-                    "weak for the tolerances to mean anything, or layer %d carries no signal (e.g. a "
-                    "constant [CLS] embedding)",
-                    delta_layer,
-                    delta_neuron,
-                    t,
-                    layer,
-                    row.n_selected,
-                    row.dev,
-                    baseline,
-                    layer,
-                )
-            rows.append(row)
+    rows = _rows(work, grid, thresholds, selectors, baseline)
+    timings.update(work.timings)
     timings["total"] = sum(timings.values())
-
-    m = task.train.store.manifest
-    return PipelineResult(
-        task=m.task,
-        metric=task.metric,
-        model=m.model,
-        n_layers=L,
-        hidden=h,
-        n_neurons=N,
-        grid=grid,
-        thresholds=thresholds,
-        ranking_method=ranking,
-        shares=tuple(float(s) for s in shares),
-        seed=int(seed),
-        probe_seed=int(probe.random_state),
-        solver=probe.solver,
-        probe_params=dict(probe.get_params()),
-        train=task.train.info,
-        dev=task.dev.info,
-        test=None if task.test is None else task.test.info,
-        incremental_dev=tuple(f.dev for f in incremental),
-        incremental_test=tuple(f.test for f in incremental),
-        rows=tuple(rows),
-        timings=timings,
-        versions=dict(package_versions(("numpy", "torch", "scikit-learn", "scipy", "fastcluster"))),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        baseline_dev=baseline,
-    )
+    return _result(task, probe, work, rows, grid, thresholds, timings, baseline)

@@ -5,7 +5,7 @@ Public API
 ElasticNetProbe(l1=1e-5, l2=1e-5, solver="fast" | "paper", ...)
     scikit-learn-style probe: ``fit(X, y, X_dev=None, y_dev=None)``, ``coef_``, ``intercept_``,
     ``classes_``, ``scaled_coef_``, ``predict``, ``predict_proba``, ``decision_function``, ``score``.
-fit_probe_family(probe, X, y, feature_ranges, X_dev, y_dev)
+fit_probe_family(probe, X, y, feature_ranges, X_dev, y_dev, progress=None, what="probes")
     Many probes over column ranges of one matrix; the fast solver trains them in one pass.
 sklearn_equivalent(l1, l2, n_samples, task)
     scikit-learn's ``C``/``alpha`` and ``l1_ratio`` for the fast solver's penalty.
@@ -26,28 +26,29 @@ ProbeResult, MinimalSetResult, CurveResult, SeedSpread, ControlsResult, TaskRedu
     Frozen results with ``to_dict`` / ``from_dict``.
 plot_layers, plot_sizes
     Figures.
+
+Progress is reported as :class:`redundancy._progress.Progress`: ``progress(what, done, total)``
+with cumulative ``done``, ``what`` naming the experiment (``"layers"``, ``"minimal set"``, ...).
+
+Modules: ``_task`` (loading), ``_evaluate`` (scoring), ``_experiments`` (the experiments),
+``_redundancy`` (the stage runner), ``_single`` (one probe on store selections), ``_estimator`` /
+``_fast`` / ``_paper`` (the probe and its solvers).
 """
 
 from ._data import LabelMap, ProbeSplit, SplitInfo, load_split
 from ._estimator import SOLVERS, ElasticNetProbe, default_lr, fit_probe_family, sklearn_equivalent
+from ._evaluate import baseline_score, evaluate_probe
 from ._experiments import (
     LayerProbes,
-    ProbeTask,
-    baseline_score,
-    evaluate_probe,
     layer_probes,
-    load_probe_task,
     minimal_neuron_set,
     neuron_controls,
     oracle_probe,
-    run_task_redundancy,
-    select_columns,
     train_neuron_sets,
-    train_probe,
 )
 from ._metrics import METRICS, default_metric, score, score_all
-from ._paper import PAPER_RECIPE
 from ._plots import plot_layers, plot_sizes
+from ._redundancy import run_task_redundancy
 from ._results import (
     ControlsResult,
     CurveResult,
@@ -56,10 +57,11 @@ from ._results import (
     SeedSpread,
     TaskRedundancyResult,
 )
+from ._single import train_probe
+from ._task import ProbeTask, load_probe_task, select_columns
 
 __all__ = [
     "METRICS",
-    "PAPER_RECIPE",
     "SOLVERS",
     "ControlsResult",
     "CurveResult",

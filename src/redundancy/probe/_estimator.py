@@ -6,11 +6,13 @@ import logging
 import numbers
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 
+from .._progress import Progress
 from . import _fast, _paper
 
 logger = logging.getLogger(__name__)
@@ -478,7 +480,8 @@ def fit_probe_family(
     y_dev: np.ndarray | None = None,
     *,
     sample_weight: np.ndarray | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
+    what: str = "probes",
 ) -> list[ElasticNetProbe]:
     """Train one probe (a clone of ``probe``) per feature set, each a list of column ranges of ``X``.
 
@@ -486,6 +489,8 @@ def fit_probe_family(
     solver in minibatch mode the whole family is trained in one pass over the data (see
     ``_fast``); otherwise (paper solver, or full-batch FISTA on small data) the probes are trained
     one after the other. Either way each returned probe is an ordinary fitted ``ElasticNetProbe``.
+    ``progress`` (a :class:`redundancy._progress.Progress`) hears ``what`` advance: the family's
+    steps, or its probes when they are trained one after the other.
     """
     X = np.asarray(X)
     sets = [sorted((int(a), int(b)) for a, b in ranges) for ranges in feature_ranges]
@@ -500,7 +505,7 @@ def fit_probe_family(
             Xi, Xd = _select(X, ranges), None if X_dev is None else _select(np.asarray(X_dev), ranges)
             out.append(clone(probe).fit(Xi, y, Xd, y_dev, sample_weight=sample_weight))
             if progress is not None:
-                progress(i + 1, len(sets))
+                progress(what, i + 1, len(sets))
         return out
     t0 = time.perf_counter()
     template = clone(probe)
@@ -518,7 +523,7 @@ def fit_probe_family(
         sample_weight=sw,
         X_dev=X_dev,
         y_dev=y_dev_enc,
-        progress=progress,
+        progress=None if progress is None else partial(progress, what),
         **_minibatch_options(settings),
     )
     seconds = time.perf_counter() - t0

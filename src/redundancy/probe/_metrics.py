@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import numpy as np
 
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "chunk_f1", "f1", "mcc", "pearson", "spearman")
-CLASS_METRICS = ("accuracy", "macro_f1", "chunk_f1", "f1", "mcc")
 REAL_METRICS = ("pearson", "spearman")
 
 

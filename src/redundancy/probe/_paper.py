@@ -19,18 +19,6 @@ from ._fast import activations_tensor
 
 logger = logging.getLogger(__name__)
 
-PAPER_RECIPE = {
-    "optimizer": "Adam",
-    "lr": 1e-3,
-    "batch_size": 128,
-    "epochs": 10,
-    "l1": 1e-5,
-    "l2": 1e-5,
-    "l2_form": "unsquared",
-    "shuffle": False,
-    "standardize": False,
-}
-
 
 def memory_batches(
     X: np.ndarray, y: np.ndarray, batch_size: int

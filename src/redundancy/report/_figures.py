@@ -95,10 +95,3 @@ def render_png(plot: Callable[[Any, Path], Any], result: Any) -> bytes:
     if not data.startswith(PNG_MAGIC):
         raise ValueError(f"{getattr(plot, '__name__', plot)} did not write a PNG")
     return data
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    """``(width, height)`` in pixels from a PNG's IHDR chunk."""
-    if not data.startswith(PNG_MAGIC) or data[12:16] != b"IHDR":
-        raise ValueError("not a PNG")
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

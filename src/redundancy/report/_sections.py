@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .._serial import json_ready
-from ..general import GeneralResult
+from ..general import GeneralResult, plot_cka, plot_spans, plot_threshold
+from ..general import plot_layers as plot_general_layers
 from ..pipeline import PipelineResult
 from ..probe import TaskRedundancyResult, plot_layers, plot_sizes
 from ._blocks import (
@@ -75,8 +76,6 @@ def not_run(task: str, stage: str) -> Paragraph:
 
 
 def general_blocks(task: str, g: GeneralResult, fig: FigureMaker) -> list[Block]:
-    from ..general._plots import plot_cka, plot_spans, plot_threshold
-    from ..general._plots import plot_layers as plot_general_layers
 
     p = g.at()
     blocks: list[Block] = [

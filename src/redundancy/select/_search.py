@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +89,11 @@ def search_minimal_size(
     return SearchOutcome(None, scores, float(target))
 
 
-class LayerSelector:
+class LayerSelector(BaseEstimator):
     """The pipeline's LayerSelector: the lowest layer ``l`` whose incremental probe (layers 0..l)
     scores strictly above ``oracle * (1 - delta / 100)`` on dev; the last layer if none does.
+
+    A scikit-learn estimator (``get_params`` / ``set_params`` / ``clone``); ``__init__`` only stores.
 
     Parameters
     ----------
@@ -112,17 +115,8 @@ class LayerSelector:
     def __init__(self, delta: float = 3.0):
         self.delta = delta
 
-    def get_params(self, deep: bool = True) -> dict:
-        return {"delta": self.delta}
-
-    def set_params(self, **params) -> LayerSelector:
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise ValueError(f"unknown parameter {k!r}")
-            setattr(self, k, v)
-        return self
-
     def fit(self, incremental_scores: Sequence[float], oracle_score: float) -> LayerSelector:
+        """Select the layer from the incremental dev scores (layer 0 first) and the oracle's."""
         scores = np.asarray(incremental_scores, dtype=np.float64)
         if scores.ndim != 1 or scores.size == 0:
             raise ValueError("incremental_scores must be a non-empty 1-D sequence (layer 0 first)")

@@ -16,9 +16,12 @@ StoreError
     Anything wrong with a store on disk; the message names the folder and the remedy.
 plan_hash, default_store_name, package_versions
     Helpers for the manifest.
+DTYPES
+    The activation dtypes a store holds (``float16``, ``float32``).
 """
 
 from ._manifest import (
+    DTYPES,
     FORMAT_VERSION,
     StoreError,
     StoreManifest,
@@ -30,6 +33,7 @@ from ._reader import ActivationStore
 from ._writer import StoreWriter
 
 __all__ = [
+    "DTYPES",
     "FORMAT_VERSION",
     "ActivationStore",
     "StoreError",

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._serial import fsync_dir, write_bytes_atomic
 from ._manifest import StoreManifest, canonical_json
 
 try:  # POSIX only; elsewhere the store works without the inter-process lock
@@ -36,33 +37,14 @@ _TMP_MARK = ".tmp-"
 
 def is_store_file(name: str) -> bool:
     """True for files this package writes in a store folder (including its temporary files)."""
-    return name in KNOWN_FILES or (name.startswith(".") and _TMP_MARK in name)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename/creation inside ``path`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
+    return name in KNOWN_FILES or (name.startswith(".") and (_TMP_MARK in name or name.endswith(".tmp")))
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` so that readers see either the old or the new file, never half."""
+    """Write ``obj`` as canonical JSON (sorted keys, indent 2) to ``path`` so that readers see either
+    the old or the new file, never half (through the package's one atomic writer)."""
     text = json.dumps(json.loads(canonical_json(obj)), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def read_json(path: Path) -> Any:

@@ -18,18 +18,10 @@ from toy import WORDS, sentence_task, token_task
 
 from redundancy.cli import _predict
 from redundancy.cli._main import build_parser
+from redundancy.compact import CompactInfo, CompactModel, export_compact, read_info
 from redundancy.data import DataFormatError
 from redundancy.extract import ExtractConfig, extract, load_model
-from redundancy.pipeline import (
-    CompactInfo,
-    CompactModel,
-    PipelineResult,
-    PipelineRow,
-    choose_row,
-    export_compact,
-    read_info,
-    run_pipeline,
-)
+from redundancy.pipeline import PipelineResult, PipelineRow, choose_row, run_pipeline
 from redundancy.probe import ElasticNetProbe, SplitInfo, load_probe_task
 
 NAN = float("nan")
@@ -489,13 +481,35 @@ def test_cli_predict_sentence_pairs(stores, tmp_path):
         args.func(args)
 
 
-def test_threads_argument(bert_compact):
+def test_threads_hold_while_predicting_only(bert_compact):
+    """``threads`` sets torch's count inside a prediction only; the caller's count stays as it was
+    (loading and predicting change nothing outside)."""
     before = torch.get_num_threads()
+    seen = []
     try:
-        CompactModel.load(bert_compact[0], threads=1)
-        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        cm = CompactModel.load(bert_compact[0], threads=1)
+        assert torch.get_num_threads() == 2
+        hook = cm.lm.model.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+        cm.predict_words([list(w) for w in WORDS[:2]])
+        hook.remove()
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_predict_progress_is_cumulative(bert_compact):
+    """The one Progress shape: cumulative words of ``predict TASK``, ending at the total."""
+    cm = CompactModel.load(bert_compact[0])
+    cm.batch_size = 1
+    calls = []
+    sentences = [list(w) for w in WORDS]
+    cm.predict_words(sentences, progress=lambda *a, **kw: calls.append((*a, kw.get("unit"))))
+    total = sum(len(s) for s in sentences)
+    assert len(calls) > 1 and {c[0] for c in calls} == {f"predict {cm.info.task}"}
+    assert [c[1] for c in calls] == sorted(c[1] for c in calls)
+    assert calls[-1][1:] == (total, total, "word")
 
 
 @pytest.mark.parametrize(("kind", "layer"), [("gpt2", 1), ("bert", 0), ("xlnet", 1)])

@@ -1,0 +1,132 @@
+"""What each stage of ``redundancy run`` is keyed on: the results it reads (stores' plan hashes,
+weights hashes, an upstream stage's key) and exactly the settings it reads, nothing else.
+
+Compute settings (``threads``, ``[probe] threads``, the device) enter no key: they change how fast
+a stage runs, not what it writes. The pipeline reads the probe *template* (``solver``, ``l1``,
+``l2``) but none of the probe stage's analysis settings: it ranks neurons with its own default
+(``ranking="paper"``), so ``[probe] ranking``, ``delta``, ``rank_l1``, ``controls``, ``n_seeds``
+and ``random_draws`` reach only the probe stage's key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..data import TASKS
+from ._cache import stage_key
+from ._config import JobConfig
+
+
+def max_tokens(config: JobConfig, task: str, split: str) -> int | None:
+    """The word cap of one split: ``[extract] max_train_tokens`` on token tasks' train split."""
+    return config.extract.max_train_tokens if split == "train" and TASKS[task].level == "token" else None
+
+
+def extract_inputs(
+    config: JobConfig,
+    *,
+    model: str,
+    weights: str,
+    task: str,
+    split: str,
+    items: str,
+    files: Any,
+) -> dict[str, Any]:
+    """Extraction of one split: the model, the data (``items``: its SHA-256, ``files``: the files'
+    hashes) and the ``[extract]`` settings (with the split's resolved word cap)."""
+    settings = {k: v for k, v in config.extract.to_dict().items() if k != "max_train_tokens"}
+    settings["max_tokens"] = max_tokens(config, task, split)
+    return {
+        "model": model,
+        "weights": weights,
+        "task": task,
+        "split": split,
+        "items": items,
+        "files": files,
+        "settings": settings,
+    }
+
+
+def finetune_inputs(config: JobConfig, task: str, weights: str) -> dict[str, Any]:
+    """Fine-tuning: the base model and the recipe (the fields that shape the weights; not the
+    checkpoint interval, nor ``compare_pretrained``, which only adds a target)."""
+    recipe = config.finetune.finetune_config().recipe()
+    return {"model": config.model, "weights": weights, "task": task, "finetune": recipe}
+
+
+def general_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, Any]:
+    """General redundancy: the ``[general] split``'s store, ``[general]`` and the seed."""
+    g = config.general
+    return {"store": stores[g.split], "general": g.to_dict(), "seed": config.seed}
+
+
+def probe_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, Any]:
+    """The probe stage: the stores, the template and the analysis settings, the seed."""
+    return {"stores": dict(stores), "probe": config.probe.analysis_settings(), "seed": config.seed}
+
+
+def pipeline_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, Any]:
+    """The pipeline: the stores, the probe template, the seed and ``[pipeline]``."""
+    return {
+        "stores": dict(stores),
+        "probe": config.probe.template_settings(),
+        "seed": config.seed,
+        "pipeline": config.pipeline.to_dict(),
+    }
+
+
+def compact_inputs(
+    config: JobConfig, stores: Mapping[str, str], *, pipeline: str, weights: str
+) -> dict[str, Any]:
+    """The compact model: the pipeline result (its stage key, or its file's hash), the stores and
+    probe template it retrains with, ``[compact]``, the model's weights and the seed."""
+    return {
+        "pipeline": pipeline,
+        "stores": dict(stores),
+        "probe": config.probe.template_settings(),
+        "compact": config.compact.to_dict(),
+        "weights": weights,
+        "seed": config.seed,
+    }
+
+
+def stage_keys(
+    config: JobConfig,
+    stores: Mapping[str, str],
+    *,
+    task: str | None = None,
+    weights: str = "",
+    data: Mapping[str, tuple[str, Any]] | None = None,
+    versions: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The cache keys ``config`` gives one task's stages, as ``run_job`` computes them: what a
+    change of config would rerun.
+
+    Parameters
+    ----------
+    stores : split -> the split's store plan hash.
+    task : the task (default: the config's first).
+    weights : the analysed model's weights hash (for ``finetune``: the base model's).
+    data : split -> ``(items_sha256, files)`` of the task data (default: empty values).
+    versions : package versions (``job.json``'s; default none).
+
+    Returns ``{"finetune": ..., "extract/train": ..., ..., "general": ..., "probe": ...,
+    "pipeline": ..., "compact": ...}``.
+    """
+    task = task or config.tasks[0]
+    versions = versions or {}
+    data = data or {}
+    keys = {"finetune": stage_key("finetune", finetune_inputs(config, task, weights), versions)}
+    for split in stores:
+        items, files = data.get(split, ("", {}))
+        inputs = extract_inputs(
+            config, model=config.model, weights=weights, task=task, split=split, items=items, files=files
+        )
+        keys[f"extract/{split}"] = stage_key("extract", inputs, versions)
+    keys["general"] = stage_key("general", general_inputs(config, stores), versions)
+    keys["probe"] = stage_key("probe", probe_inputs(config, stores), versions)
+    keys["pipeline"] = stage_key("pipeline", pipeline_inputs(config, stores), versions)
+    compact = compact_inputs(config, stores, pipeline=keys["pipeline"], weights=weights)
+    keys["compact"] = stage_key("compact", compact, versions)
+    return keys
