@@ -140,7 +140,9 @@ def test_defaults_are_the_stages_own():
     assert c.pipeline.grid == DEFAULT_GRID == ((3.0, 1.0), (2.0, 1.0), (1.0, 1.0))
     assert c.pipeline.thresholds == DEFAULT_THRESHOLDS == (None, 0.3)
     assert c.compact.min_share == inspect.signature(choose_row).parameters["min_share"].default == 0.97
-    assert c.probe.n_seeds == 3 and c.probe.random_draws == 3 and c.probe.delta == 1.0
+    assert c.probe.n_seeds == 3 and c.probe.random_draws == 5 and c.probe.delta == 1.0
+    assert c.probe.ranking == c.pipeline.ranking == "auto"
+    assert c.probe.rankings == ("paper", "group-lasso", "l1-path", "probeless")
 
 
 def test_seeds_is_a_deprecated_name_of_n_seeds(tmp_path, caplog):
@@ -166,6 +168,7 @@ def test_threads_change_no_stage_key():
     assert set(keys) == {"finetune", "extract/train", "extract/dev", "extract/test"} | {
         "general",
         "probe",
+        "ablate",
         "pipeline",
         "compact",
     }
@@ -183,7 +186,9 @@ def test_each_stage_is_keyed_on_what_it_reads():
 
     from redundancy.job import stage_keys
 
+    # [pipeline] ranking = "paper": the pipeline ranks by its own probes' weights and reads no probe result
     config = JobConfig(tasks=("sem",))
+    config = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, ranking="paper"))
     keys = stage_keys(config, _STORES, weights="w")
 
     def changed(**probe) -> set[str]:
@@ -194,18 +199,30 @@ def test_each_stage_is_keyed_on_what_it_reads():
         )
         return {stage for stage in keys if other[stage] != keys[stage]}
 
-    # the pipeline ranks with its own default ("paper") and never reads [probe] ranking
-    assert changed(ranking="abs") == {"probe"}
+    # the in-model ablation reads the probe stage's result (its rankings and oracle), so follows it
+    assert changed(ranking="abs") == {"probe", "ablate"}
     for analysis_only in (
         {"delta": 2.0},
         {"n_seeds": 1},
         {"random_draws": 1},
         {"controls": False},
         {"rank_l1": 1e-3},
+        {"rankings": ("paper",)},
+        {"ablation_mode": "zero"},
     ):
-        assert changed(**analysis_only) == {"probe"}
+        assert changed(**analysis_only) == {"probe", "ablate"}
     # the probe template is read by the probe, pipeline and compact stages
-    assert changed(l1=1e-3) == changed(solver="paper") == {"probe", "pipeline", "compact"}
+    assert changed(l1=1e-3) == changed(solver="paper") == {"probe", "ablate", "pipeline", "compact"}
+    # [ablate] reaches only its own stage
+    abl = dataclasses.replace(config, ablate=dataclasses.replace(config.ablate, share=0.1))
+    assert {s for s, v in stage_keys(abl, _STORES, weights="w").items() if v != keys[s]} == {"ablate"}
+    # the default ("auto"): the pipeline orders its neurons by the probe stage's ranking, so a
+    # change of the probe analysis reruns it (and the compact model) too
+    auto = JobConfig(tasks=("sem",))
+    auto_keys = stage_keys(auto, _STORES, weights="w")
+    delta = dataclasses.replace(auto, probe=dataclasses.replace(auto.probe, delta=2.0))
+    other = stage_keys(delta, _STORES, weights="w")
+    assert {s for s in auto_keys if other[s] != auto_keys[s]} == {"probe", "ablate", "pipeline", "compact"}
     grid = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, grid=((3.0, 1.0),)))
     other = stage_keys(grid, _STORES, weights="w")
     assert {s for s in keys if other[s] != keys[s]} == {"pipeline", "compact"}

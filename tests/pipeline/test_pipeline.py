@@ -151,3 +151,36 @@ def test_rows_at_the_majority_baseline_are_flagged(result):
     old = result.to_dict()
     del old["baseline_dev"]  # results written before the baseline was recorded
     assert np.isnan(PipelineResult.from_dict(old).baseline_dev)
+
+
+def test_auto_ranking_is_chosen_on_dev_and_recorded(result):
+    choice = result.ranking_choice
+    assert choice["setting"] == "auto" and choice["source"] == "computed"
+    assert choice["method"] == result.ranking_method == max(choice["scores"], key=choice["scores"].get)
+    assert set(choice["scores"]) == {"paper", "group-lasso", "l1-path", "probeless"}
+
+
+def test_a_given_neuron_order_orders_the_kept_neurons(stores):
+    # a ranking of all neurons that puts the planted ones last among layer 1's: feature selection
+    # must then keep the neurons in that order (a prefix of the kept ones, ordered by it)
+    order = [i for i in range(L * H) if i not in PLANTED] + list(PLANTED)
+    r = run_pipeline(
+        stores / "train",
+        stores / "dev",
+        stores / "test",
+        grid=((3.0, 1.0),),
+        thresholds=(None,),
+        seed=0,
+        neuron_order=order,
+        ranking_source={"method": "test-order", "reason": "given"},
+    )
+    row = r.rows[0]
+    kept = sorted(row.clustered_neurons, key=order.index)
+    assert sorted(row.neurons) == sorted(kept[: row.n_selected])
+    assert r.ranking_method == "test-order" and r.ranking_choice["source"] == "given"
+    with pytest.raises(ValueError, match="permutation"):
+        run_pipeline(stores / "train", stores / "dev", neuron_order=[0, 1])
+    paper = run_pipeline(
+        stores / "train", stores / "dev", grid=((3.0, 1.0),), thresholds=(None,), ranking="paper"
+    )
+    assert paper.ranking_choice is None and paper.ranking_method == "paper"

@@ -28,7 +28,7 @@ from redundancy.report import (
 )
 from redundancy.report._render import markdown_to_blocks
 
-N_FIGURES = 7 + 4  # toy: 4 general + 2 probe + 1 pipeline; toy2: 4 general
+N_FIGURES = 8 + 4  # toy: 4 general + 3 probe (layers, sizes, rankings) + 1 pipeline; toy2: 4 general
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -154,6 +154,13 @@ def test_markdown_holds_the_tables_and_links_existing_figures(run, written):
     assert "Linear CKA between layers" in md and "Debiased CKA between layers" in md
     assert "| k | % of all | top-ranked | random (2 draws) | bottom-ranked |" in md
     assert "(minimal set)" in md
+    # every ranking judged by the controls, the choice, and the offline ablation
+    p = run["probe"]
+    for rc in p.controls.rankings:
+        name = rc.method + (" (used)" if rc.method == p.ranking_method else "")
+        assert f"{name}: top / bottom" in md
+    assert {rc.method for rc in p.controls.rankings} == {"paper", "group-lasso", "l1-path", "probeless"}
+    assert "Ranking used: " in md and "Offline ablation" in md
     assert "Probe: not run" in md and "Compact: not run" in md  # toy2
     share = 100 * run["general"].at(0.3).redundant_share
     assert f"{share:.1f}% of the neurons are redundant" in md
@@ -233,11 +240,51 @@ def test_missing_stages_render_not_run(tmp_path):
         "finetune": None,
         "general": None,
         "probe": None,
+        "ablate": None,
         "pipeline": None,
         "compact": None,
         "problems": [],
     }
     assert d["job"] is None and files.figures == ()
+
+
+def test_ablation_section_says_whether_the_ranking_beats_random(tmp_path):
+    from redundancy.ablate import AblationResult, AblationRow
+
+    def row(name, kind, ranking, seed, score):
+        return AblationRow(name, kind, ranking, seed, 134, score, score + 0.01, 0.95 - score, 0.94 - score)
+
+    ablated = AblationResult(
+        task="pos",
+        model="m",
+        metric="accuracy",
+        split="test",
+        mode="mean",
+        n_sentences=300,
+        n_items=4000,
+        n_neurons=2688,
+        share=0.05,
+        k=134,
+        intact=0.95,
+        rows=(
+            row("top[group-lasso]", "top", "group-lasso", None, 0.80),
+            row("top[paper]", "top", "paper", None, 0.94),
+            row("random-s2000", "random", None, 2000, 0.93),
+            row("random-s2001", "random", None, 2001, 0.91),
+        ),
+        seconds=1.0,
+        versions={},
+        created="2026-01-01T00:00:00+00:00",
+    )
+    assert AblationResult.from_dict(json.loads(json.dumps(ablated.to_dict()))).to_dict() == ablated.to_dict()
+    files = write_report(
+        Report(title="t", sections=(TaskSection("pos", ablate=ablated),), provenance={}), tmp_path
+    )
+    md = files.markdown.read_text()
+    assert "### Ablation inside the model" in md
+    assert "group-lasso −15.00 (more than random)" in md and "paper −1.00 (not more than random)" in md
+    assert "random −3.00 (mean of 2)" in md
+    assert "| top 134 of group-lasso | 80.00 | 15.00 | 81.00 | 14.00 |" in md
 
 
 def test_rewrite_replaces_stale_figures(written, tmp_path):

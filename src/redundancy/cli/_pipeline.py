@@ -50,6 +50,8 @@ def _thresholds(text: str) -> tuple[float | None, ...]:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``pipeline`` subcommand on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    from ..select import RANKING_METHODS
+
     p = subparsers.add_parser(
         "pipeline",
         help="efficient transfer: LayerSelector -> correlation clustering -> feature selection",
@@ -73,6 +75,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="T,...",
         help="clustering thresholds, 'none' = no clustering step (default: none,0.3)",
     )
+    p.add_argument(
+        "--ranking",
+        choices=list(RANKING_METHODS),
+        default="auto",
+        help="how feature selection ranks the kept neurons: auto (default: the ranking of all neurons, "
+        "computed here on train, whose top-k probes score best on dev), paper (the clustered probe's "
+        "weights: the paper exactly), abs, or one ranking of all neurons (group-lasso, l1-path, probeless)",
+    )
     add_probe_flags(p)
     p.set_defaults(func=run)
     return p
@@ -95,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             args.test,
             probe=probe_template(args),
             seed=args.seed,
+            ranking=args.ranking,
             metric=args.metric,
             progress=bars,
             **{k: tuple(v) for k, v in given.items() if v is not None},

@@ -81,6 +81,8 @@ def _given(**kw):
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``probe`` subcommand on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    from ..select import RANKING_METHODS, RANKINGS
+
     p = subparsers.add_parser(
         "probe",
         help="probes, layer-wise/incremental scores, neuron ranking, minimal neuron set",
@@ -98,8 +100,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ranking",
-        choices=["paper", "abs"],
-        help="neuron ranking: the paper's class-wise weight mass (default) or plain |w|",
+        choices=list(RANKING_METHODS),
+        help="neuron ranking of the minimal set: auto (default: of the rankings compared, the one whose "
+        "top-k probes score best on dev), paper (the class-wise weight mass: the paper exactly), "
+        "group-lasso / l1-path (entry order of a sparse path on train), probeless (NeuroX), abs",
+    )
+    p.add_argument(
+        "--rankings",
+        nargs="+",
+        choices=list(RANKINGS) + ["abs"],
+        metavar="NAME",
+        help=f"rankings to compute and compare (default: {' '.join(RANKINGS)})",
     )
     p.add_argument(
         "--rank-l1",
@@ -120,7 +131,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--random-draws",
         type=int,
         metavar="N",
-        help="controls: random neuron sets per size (default 3)",
+        help="controls: random neuron sets per size (default 5)",
     )
     p.add_argument("--no-controls", action="store_true", help="skip the random / bottom / seed controls")
     add_probe_flags(p)
@@ -134,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .._serial import write_json_atomic
     from .._torch import torch_threads
-    from ..probe import plot_layers, plot_sizes, run_task_redundancy
+    from ..probe import plot_layers, plot_rankings, plot_sizes, run_task_redundancy
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,12 +161,17 @@ def run(args: argparse.Namespace) -> int:
             metric=args.metric,
             progress=bars,
             **_given(
-                delta=args.delta, ranking=args.ranking, n_random=args.random_draws, probe_seeds=args.n_seeds
+                delta=args.delta,
+                ranking=args.ranking,
+                rankings=None if args.rankings is None else tuple(args.rankings),
+                n_random=args.random_draws,
+                probe_seeds=args.n_seeds,
             ),
         )
     write_json_atomic(out / "probe.json", result.to_dict())
     plot_layers(result, out / "layers.png")
     plot_sizes(result, out / "sizes.png")
+    plot_rankings(result, out / "rankings.png")
     summary = result.summary()
     json.dump(summary, sys.stdout, indent=2)
     print()

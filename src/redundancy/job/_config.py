@@ -22,18 +22,20 @@ from pathlib import Path
 from typing import Any
 
 from .._serial import json_ready
+from ..ablate import MODES as ABLATION_MODES
+from ..ablate import run_ablation
 from ..data import TASKS
 from ..extract import SENTENCE_AGGREGATIONS, TOKEN_AGGREGATIONS, ExtractConfig
 from ..finetune import FinetuneConfig
 from ..general import REPRESENTATIVES, run_general
-from ..pipeline import DEFAULT_GRID, DEFAULT_THRESHOLDS, choose_row
+from ..pipeline import DEFAULT_GRID, DEFAULT_THRESHOLDS, choose_row, run_pipeline
 from ..probe import SOLVERS, ElasticNetProbe, run_task_redundancy
 from ..select import RANKING_METHODS
 from ..store import DTYPES
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("finetune", "extract", "general", "probe", "pipeline", "compact", "report")
+STAGES = ("finetune", "extract", "general", "probe", "ablate", "pipeline", "compact", "report")
 DEFAULT_STAGES = STAGES[1:]  # fine-tuning is for sentence tasks, and opt-in
 SPLITS = ("train", "dev", "test")  # the splits a task's analysis reads (train and dev required)
 AGGREGATIONS = tuple(dict.fromkeys(TOKEN_AGGREGATIONS + SENTENCE_AGGREGATIONS))
@@ -140,15 +142,23 @@ class ProbeSettings(_Section):
     l2: float = _default(ElasticNetProbe, "l2")
     delta: float = _default(run_task_redundancy, "delta")
     ranking: str = _default(run_task_redundancy, "ranking")
+    rankings: tuple[str, ...] = _default(run_task_redundancy, "rankings")
     rank_l1: float | None = None
     controls: bool = _default(run_task_redundancy, "controls")
     n_seeds: int = _default(run_task_redundancy, "probe_seeds")
     random_draws: int = _default(run_task_redundancy, "n_random")
+    ablation_shares: tuple[float, ...] = _default(run_task_redundancy, "ablation_shares")
+    ablation_mode: str = _default(run_task_redundancy, "ablation_mode")
     threads: int | None = None
 
     def __post_init__(self) -> None:
         self._require(self.solver in SOLVERS, "solver", _one_of(SOLVERS))
         self._require(self.ranking in RANKING_METHODS, "ranking", _one_of(RANKING_METHODS))
+        bad = [m for m in self.rankings if m not in RANKING_METHODS[1:]]
+        self._require(not bad, "rankings", f"unknown {bad}; " + _one_of(RANKING_METHODS[1:]))
+        self._require(self.ranking != "auto" or len(self.rankings) > 0, "rankings", "auto needs at least one")
+        self._require(all(0 < x < 1 for x in self.ablation_shares), "ablation_shares", "shares lie in (0, 1)")
+        self._require(self.ablation_mode in ("mean", "zero"), "ablation_mode", _one_of(("mean", "zero")))
         for name in ("l1", "l2", "rank_l1"):
             value = getattr(self, name)
             self._require(value is None or value >= 0, name, "penalties must be >= 0")
@@ -171,14 +181,44 @@ class ProbeSettings(_Section):
 
 
 @dataclass(frozen=True)
+class AblateSettings(_Section):
+    """``[ablate]``: the causal check of the probe stage's rankings inside the model (stage
+    ``ablate``, :func:`redundancy.ablate.run_ablation`): ablate each listed ranking's top ``share``
+    of the neurons (``auto``: the ranking the probe stage used) and ``random_draws`` random sets of
+    that size, through every later layer, on the first ``max_sentences`` test sentences (dev when
+    a task has no test split), replaced by their train ``mean`` or by ``zero``."""
+
+    TABLE = "ablate"
+
+    rankings: tuple[str, ...] = ("auto", "paper")
+    share: float = _default(run_ablation, "share")
+    random_draws: int = _default(run_ablation, "n_random")
+    mode: str = _default(run_ablation, "mode")
+    max_sentences: int | None = 300
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.rankings if m not in RANKING_METHODS]
+        self._require(not bad, "rankings", f"unknown {bad}; " + _one_of(RANKING_METHODS))
+        self._require(0 < self.share < 1, "share", "must lie in (0, 1)")
+        self._require(self.random_draws >= 0, "random_draws", "must be >= 0")
+        self._require(self.mode in ABLATION_MODES, "mode", _one_of(ABLATION_MODES))
+        self._require(self.max_sentences is None or self.max_sentences >= 1, "max_sentences", "must be >= 1")
+
+
+@dataclass(frozen=True)
 class PipelineSettings(_Section):
     """``[pipeline]``: tolerance pairs (percent) and clustering thresholds (None = no clustering
-    step); defaults :data:`redundancy.pipeline.DEFAULT_GRID` and ``DEFAULT_THRESHOLDS``."""
+    step); defaults :data:`redundancy.pipeline.DEFAULT_GRID` and ``DEFAULT_THRESHOLDS``.
+    ``ranking`` orders the kept neurons for feature selection (:func:`run_pipeline`'s; ``paper``
+    reproduces the paper). Any ranking but ``paper``/``abs`` is taken from the probe stage's
+    ``probe.json`` when the job runs that stage (``auto``: the ranking it chose on dev).
+    """
 
     TABLE = "pipeline"
 
     grid: tuple[tuple[float, float], ...] = DEFAULT_GRID
     thresholds: tuple[float | None, ...] = DEFAULT_THRESHOLDS
+    ranking: str = _default(run_pipeline, "ranking")
 
     def __post_init__(self) -> None:
         self._require(len(self.grid) > 0, "grid", "expected at least one [delta_layer, delta_neuron] pair")
@@ -192,6 +232,7 @@ class PipelineSettings(_Section):
         for i, t in enumerate(self.thresholds):
             ok = t is None or 0 <= t <= 1
             self._require(ok, f"thresholds[{i}]", f'thresholds are distances in [0, 1] or "none", got {t!r}')
+        self._require(self.ranking in RANKING_METHODS, "ranking", _one_of(RANKING_METHODS))
 
 
 @dataclass(frozen=True)
@@ -262,10 +303,10 @@ class JobConfig:
     ----------
     model : local folder, hub id, or a shipped checkpoint name (default ``all-MiniLM-L6-v2``).
     tasks : task names (``redundancy data list``), run in this order.
-    stages : which of ``finetune, extract, general, probe, pipeline, compact, report`` to run (default:
-        all but ``finetune``); a stage whose inputs another stage makes needs that stage's results on
-        disk (run earlier or listed too). ``finetune`` fine-tunes the model on each (sentence) task
-        first and analyses the fine-tuned model.
+    stages : which of ``finetune, extract, general, probe, ablate, pipeline, compact, report`` to
+        run (default: all but ``finetune``); a stage whose inputs another stage makes needs that
+        stage's results on disk (run earlier or listed too). ``finetune`` fine-tunes the model on
+        each (sentence) task first and analyses the fine-tuned model.
     out : the run folder (relative paths are taken from the current directory).
     seed : seeds the probes, the clustering representatives and the controls.
     threads : CPU threads for torch (None: torch's choice); see :attr:`compute`.
@@ -285,6 +326,7 @@ class JobConfig:
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     general: GeneralSettings = field(default_factory=GeneralSettings)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
+    ablate: AblateSettings = field(default_factory=AblateSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     compact: CompactSettings = field(default_factory=CompactSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
@@ -314,6 +356,7 @@ _SECTIONS = {
     "extract": ExtractSettings,
     "general": GeneralSettings,
     "probe": ProbeSettings,
+    "ablate": AblateSettings,
     "pipeline": PipelineSettings,
     "compact": CompactSettings,
     "finetune": FinetuneSettings,
@@ -383,7 +426,11 @@ def _coerce(name: str, annotation: str, value: Any, source: str, key: str) -> An
         if not isinstance(value, list) or not value:
             raise _fail(source, key, 'expected a list of thresholds, e.g. ["none", 0.3]')
         return tuple(_threshold(v, source, f"{key}[{i}]") for i, v in enumerate(value))
-    if name in ("tasks", "stages"):
+    if name == "ablation_shares":
+        if not isinstance(value, list):
+            raise _fail(source, key, "expected a list of shares, e.g. [0.01, 0.05]")
+        return tuple(_number(v, source, f"{key}[{i}]") for i, v in enumerate(value))
+    if name in ("tasks", "stages", "rankings"):
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):

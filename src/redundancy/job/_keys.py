@@ -3,9 +3,10 @@ weights hashes, an upstream stage's key) and exactly the settings it reads, noth
 
 Compute settings (``threads``, ``[probe] threads``, the device) enter no key: they change how fast
 a stage runs, not what it writes. The pipeline reads the probe *template* (``solver``, ``l1``,
-``l2``) but none of the probe stage's analysis settings: it ranks neurons with its own default
-(``ranking="paper"``), so ``[probe] ranking``, ``delta``, ``rank_l1``, ``controls``, ``n_seeds``
-and ``random_draws`` reach only the probe stage's key.
+``l2``) and ``[pipeline]``; with a ``[pipeline] ranking`` other than ``paper``/``abs`` it also reads
+the probe stage's ranking (``probe.json``) when the job runs that stage, so the probe stage's key
+enters its key then. Otherwise ``[probe] ranking``, ``delta``, ``rank_l1``, ``controls``,
+``n_seeds``, ``random_draws`` and the ablation settings reach only the probe stage's key.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..data import TASKS
+from ..select import WEIGHT_RANKINGS
 from ._cache import stage_key
 from ._config import JobConfig
 
@@ -66,14 +68,40 @@ def probe_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, Any]
     return {"stores": dict(stores), "probe": config.probe.analysis_settings(), "seed": config.seed}
 
 
-def pipeline_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, Any]:
-    """The pipeline: the stores, the probe template, the seed and ``[pipeline]``."""
+def ablate_inputs(
+    config: JobConfig, stores: Mapping[str, str], *, probe: str, weights: str
+) -> dict[str, Any]:
+    """In-model ablation: the probe stage's result (its key: rankings and the oracle probe), the
+    stores, ``[ablate]``, ``[extract]`` (it extracts the ablated model), the weights and the seed."""
     return {
+        "probe": probe,
+        "stores": dict(stores),
+        "ablate": config.ablate.to_dict(),
+        "extract": config.extract.to_dict(),
+        "weights": weights,
+        "seed": config.seed,
+    }
+
+
+def pipeline_ranking_from_probe(config: JobConfig) -> bool:
+    """Whether the pipeline takes its ranking of all neurons from the probe stage's ``probe.json``."""
+    return config.pipeline.ranking not in WEIGHT_RANKINGS and "probe" in config.stages
+
+
+def pipeline_inputs(
+    config: JobConfig, stores: Mapping[str, str], *, probe: str | None = None
+) -> dict[str, Any]:
+    """The pipeline: the stores, the probe template, the seed and ``[pipeline]``; and the probe
+    stage's key (``probe``) when its ranking orders the pipeline's neurons."""
+    inputs = {
         "stores": dict(stores),
         "probe": config.probe.template_settings(),
         "seed": config.seed,
         "pipeline": config.pipeline.to_dict(),
     }
+    if pipeline_ranking_from_probe(config):
+        inputs["ranking_from"] = probe
+    return inputs
 
 
 def compact_inputs(
@@ -112,7 +140,7 @@ def stage_keys(
     versions : package versions (``job.json``'s; default none).
 
     Returns ``{"finetune": ..., "extract/train": ..., ..., "general": ..., "probe": ...,
-    "pipeline": ..., "compact": ...}``.
+    "ablate": ..., "pipeline": ..., "compact": ...}``.
     """
     task = task or config.tasks[0]
     versions = versions or {}
@@ -126,7 +154,9 @@ def stage_keys(
         keys[f"extract/{split}"] = stage_key("extract", inputs, versions)
     keys["general"] = stage_key("general", general_inputs(config, stores), versions)
     keys["probe"] = stage_key("probe", probe_inputs(config, stores), versions)
-    keys["pipeline"] = stage_key("pipeline", pipeline_inputs(config, stores), versions)
+    ablate = ablate_inputs(config, stores, probe=keys["probe"], weights=weights)
+    keys["ablate"] = stage_key("ablate", ablate, versions)
+    keys["pipeline"] = stage_key("pipeline", pipeline_inputs(config, stores, probe=keys["probe"]), versions)
     compact = compact_inputs(config, stores, pipeline=keys["pipeline"], weights=weights)
     keys["compact"] = stage_key("compact", compact, versions)
     return keys

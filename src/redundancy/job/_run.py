@@ -38,12 +38,14 @@ from ..store import package_versions
 from ._cache import StageCache, stage_key
 from ._config import SPLITS, STAGES, JobConfig
 from ._keys import (
+    ablate_inputs,
     compact_inputs,
     extract_inputs,
     finetune_inputs,
     general_inputs,
     max_tokens,
     pipeline_inputs,
+    pipeline_ranking_from_probe,
     probe_inputs,
 )
 
@@ -334,7 +336,7 @@ def _probe_inputs(job: _Job, a: _Analysis, keys: Mapping[str, str]) -> dict[str,
 def _probe(job: _Job, a: _Analysis) -> list[Path]:
     from sklearn.base import clone
 
-    from ..probe import plot_layers, plot_sizes, run_task_redundancy
+    from ..probe import plot_layers, plot_rankings, plot_sizes, run_task_redundancy
 
     p, out = job.config.probe, job.out / "probe" / a.label
     probe = p.template(job.config.seed)
@@ -343,39 +345,115 @@ def _probe(job: _Job, a: _Analysis) -> list[Path]:
         probe=probe,
         delta=p.delta,
         ranking=p.ranking,
+        rankings=p.rankings,
+        ablation_shares=p.ablation_shares,
+        ablation_mode=p.ablation_mode,
         ranking_probe=None if p.rank_l1 is None else clone(probe).set_params(l1=p.rank_l1),
         controls=p.controls,
         n_random=p.random_draws,
         probe_seeds=p.n_seeds,
+        save_oracle=out / "oracle.safetensors",
         progress=job.progress,
     )
     out.mkdir(parents=True, exist_ok=True)
     plot_layers(result, out / "layers.png")
     plot_sizes(result, out / "sizes.png")
+    plot_rankings(result, out / "rankings.png")
     write_json_atomic(out / "probe.json", result.to_dict())
-    return [out / "probe.json"]
+    return [out / "probe.json", out / "oracle.safetensors"]
+
+
+def _ablate_inputs(job: _Job, a: _Analysis, keys: Mapping[str, str]) -> dict[str, Any]:
+    probe = keys.get("probe") or _file_key(_probe_json(job, a))
+    return ablate_inputs(job.config, a.stores, probe=probe, weights=job.weights(a.target.model))
+
+
+def _ablate(job: _Job, a: _Analysis) -> list[Path]:
+    from ..ablate import run_ablation
+    from ..data import load_task
+    from ..probe import TaskRedundancyResult, load_probe
+
+    c, out = job.config, job.out / "ablate" / a.label
+    path = _probe_json(job, a)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no probe result to ablate; add 'probe' to the config's stages")
+    r = TaskRedundancyResult.from_dict(json.loads(path.read_text()))
+    rankings = {}
+    for name in c.ablate.rankings:
+        method = r.ranking_method if name == "auto" else name
+        order = r.ranking if method == r.ranking_method else (r.rankings or {}).get(method)
+        if order is None:
+            raise ValueError(f"{path}: has no {method!r} ranking to ablate; add it to [probe] rankings")
+        rankings.setdefault(method, order)
+    split = "test" if "test" in a.stores else "dev"
+    caps = [x for x in (c.ablate.max_sentences, c.extract.max_items) if x is not None]
+    data = load_task(a.target.task, split, c.data_dir, max_items=min(caps) if caps else None)
+    stores = {s: _store_dir(job, a.label, s) for s in ("train", "dev")}
+    result = run_ablation(
+        data,
+        job.model(a.target.model),
+        stores["train"],
+        stores["dev"],
+        load_probe(path.parent / "oracle.safetensors"),
+        rankings,
+        out / "work",
+        share=c.ablate.share,
+        n_random=c.ablate.random_draws,
+        mode=c.ablate.mode,
+        seed=c.seed,
+        config=c.extract.extract_config(job.compute.threads, job.compute.device),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "ablate.json", result.to_dict())
+    return [out / "ablate.json"]
+
+
+def _probe_json(job: _Job, a: _Analysis) -> Path:
+    return job.out / "probe" / a.label / "probe.json"
 
 
 def _pipeline_inputs(job: _Job, a: _Analysis, keys: Mapping[str, str]) -> dict[str, Any]:
-    return pipeline_inputs(job.config, a.stores)
+    probe = keys.get("probe") or _file_key(_probe_json(job, a))
+    return pipeline_inputs(job.config, a.stores, probe=probe)
 
 
 def _pipeline(job: _Job, a: _Analysis) -> list[Path]:
     from ..pipeline import run_pipeline
 
     c, out = job.config, job.out / "pipeline" / a.label
+    order, source = _probe_stage_ranking(job, a) if pipeline_ranking_from_probe(c) else (None, None)
     result = run_pipeline(
         a.data.get(),
         grid=c.pipeline.grid,
         thresholds=c.pipeline.thresholds,
         probe=c.probe.template(c.seed),
         seed=c.seed,
+        ranking=c.pipeline.ranking,
+        neuron_order=order,
+        ranking_source=source,
         progress=job.progress,
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline.md").write_text(result.table_markdown())
     write_json_atomic(out / "pipeline.json", result.to_dict())
     return [out / "pipeline.json", out / "pipeline.md"]
+
+
+def _probe_stage_ranking(job: _Job, a: _Analysis) -> tuple[list[int], dict]:
+    """The probe stage's ranking for the pipeline's ``[pipeline] ranking``: its chosen one for
+    ``auto``, else the named one (it must be among ``[probe] rankings``)."""
+    from ..probe import TaskRedundancyResult
+
+    path, want = _probe_json(job, a), job.config.pipeline.ranking
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no probe result for the pipeline's ranking; run the probe stage")
+    r = TaskRedundancyResult.from_dict(json.loads(path.read_text()))
+    if want == "auto":
+        why = (r.ranking_choice or {}).get("reason", f"ranking = {r.ranking_method!r}")
+        return list(r.ranking), {"method": r.ranking_method, "source": f"probe stage ({path})", "reason": why}
+    if not r.rankings or want not in r.rankings:
+        raise ValueError(f"{path}: has no {want!r} ranking; add it to [probe] rankings")
+    return list(r.rankings[want]), {"method": want, "source": f"probe stage ({path})", "reason": "asked for"}
 
 
 def _compact_inputs(job: _Job, a: _Analysis, keys: Mapping[str, str]) -> dict[str, Any]:
@@ -410,6 +488,7 @@ class _Stage:
 _ANALYSIS_STAGES = (
     _Stage("general", _general_inputs, _general, probe_threads=False),
     _Stage("probe", _probe_inputs, _probe, probe_threads=True),
+    _Stage("ablate", _ablate_inputs, _ablate, probe_threads=False),
     _Stage("pipeline", _pipeline_inputs, _pipeline, probe_threads=True),
     _Stage("compact", _compact_inputs, _compact, probe_threads=True),
 )

@@ -116,6 +116,9 @@ class PipelineResult:
     timings : seconds per stage; versions : package versions; created : ISO time.
     baseline_dev : dev score of always predicting train's majority class (NaN for regression, or in
         results written before it was recorded); rows at or below it are flagged in the table.
+    ranking_choice : for a ranking other than ``paper``/``abs``: which ranking of all neurons ordered
+        the kept neurons, where it came from and why (``{"setting", "method", "source", "reason"}``);
+        None otherwise (and in older results).
     """
 
     task: str
@@ -142,6 +145,7 @@ class PipelineResult:
     versions: dict[str, str]
     created: str
     baseline_dev: float = math.nan
+    ranking_choice: dict[str, Any] | None = None
 
     @property
     def oracle_dev(self) -> float:
@@ -167,15 +171,17 @@ class PipelineResult:
                 v = [json_ready(x) for x in v]
             elif f.name in ("probe_params", "timings", "versions"):
                 v = dict(v)
-            elif f.name == "baseline_dev":
+            elif f.name in ("baseline_dev", "ranking_choice"):
                 v = json_ready(v)
             d[f.name] = v
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PipelineResult:
-        kw = {f.name: d[f.name] for f in fields(cls) if f.name != "baseline_dev"}
+        optional = ("baseline_dev", "ranking_choice")
+        kw = {f.name: d[f.name] for f in fields(cls) if f.name not in optional}
         kw["baseline_dev"] = nan_if_none(d.get("baseline_dev"))
+        kw["ranking_choice"] = d.get("ranking_choice")
         for name in ("train", "dev", "test"):
             kw[name] = None if kw[name] is None else SplitInfo.from_dict(kw[name])
         kw["rows"] = tuple(PipelineRow.from_dict(r) for r in kw["rows"])

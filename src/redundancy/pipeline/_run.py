@@ -22,16 +22,24 @@ from .._progress import Progress
 from ..general import CorrelationClusterer, NeuronStats
 from ..probe import (
     ElasticNetProbe,
+    PathSettings,
     ProbeTask,
     baseline_score,
+    choose_ranking,
     evaluate_probe,
     fit_probe_family,
     load_probe_task,
+    neuron_rankings,
     select_columns,
+    top_curves,
     train_neuron_sets,
 )
 from ..select import (
+    CONTROL_SHARES,
     PIPELINE_SHARES,
+    RANKING_METHODS,
+    RANKINGS,
+    WEIGHT_RANKINGS,
     LayerSelector,
     grid_sizes,
     rank_neurons,
@@ -94,6 +102,7 @@ class _Settings:
     ranking: str
     search_stride: int
     search_chunk: int
+    order: np.ndarray | None  # a ranking of all neurons (ranking not paper/abs), else None
 
 
 def _train_correlation(task: ProbeTask, n_cols: int) -> np.ndarray:
@@ -188,7 +197,12 @@ class _Work:
         key = (layer, t)
         if key not in self.scans:
             base, s = self.cluster(layer, t), self.settings
-            rank = rank_neurons(base.estimator.scaled_coef_, s.ranking, search_stride=s.search_stride)
+            if s.order is None:  # the paper: rank by the clustered probe's own weights
+                rank = rank_neurons(base.estimator.scaled_coef_, s.ranking, search_stride=s.search_stride)
+            else:  # the kept neurons in the order of the ranking of all neurons
+                position = np.empty(s.order.size, dtype=np.int64)
+                position[s.order] = np.arange(s.order.size)
+                rank = np.argsort(position[base.neurons], kind="stable")
             stage = f"feature selection (0..{layer}, t={t})"
             self.scans[key] = _TopK(self.task, self.probe, base.neurons[rank], stage, self.progress)
         return self.scans[key]
@@ -349,6 +363,7 @@ def _result(
     thresholds: tuple[float | None, ...],
     timings: dict[str, float],
     baseline: float,
+    choice: dict | None,
 ) -> PipelineResult:
     m, s = task.train.store.manifest, work.settings
     return PipelineResult(
@@ -360,7 +375,7 @@ def _result(
         n_neurons=task.n_neurons,
         grid=grid,
         thresholds=thresholds,
-        ranking_method=s.ranking,
+        ranking_method=s.ranking if choice is None else choice["method"],
         shares=tuple(float(x) for x in s.shares),
         seed=int(s.seed),
         probe_seed=int(probe.random_state),
@@ -376,6 +391,7 @@ def _result(
         versions=dict(package_versions(("numpy", "torch", "scikit-learn", "scipy", "fastcluster"))),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         baseline_dev=baseline,
+        ranking_choice=choice,
     )
 
 
@@ -389,7 +405,9 @@ def run_pipeline(
     probe: ElasticNetProbe | None = None,
     seed: int = 0,
     shares: Sequence[float] = PIPELINE_SHARES,
-    ranking: str = "paper",
+    ranking: str = "auto",
+    neuron_order: Sequence[int] | None = None,
+    ranking_source: dict | None = None,
     search_stride: int = 1000,
     search_chunk: int | None = None,
     metric: str | None = None,
@@ -408,7 +426,13 @@ def run_pipeline(
     probe : the probe template (default ``ElasticNetProbe(random_state=seed)``).
     seed : seed of the clustering's random representative per cluster.
     shares : feature-selection grid, shares of *all* neurons (the paper's 27, ``PIPELINE_SHARES``).
-    ranking, search_stride : how kept neurons are ranked (:func:`redundancy.select.rank_neurons`).
+    ranking : how the kept neurons are ranked for feature selection. ``paper`` (the paper exactly)
+        or ``abs``: by the weights of the probe on them (:func:`redundancy.select.rank_neurons`,
+        ``search_stride``); any other ranking orders them as a ranking of *all* neurons does:
+        ``neuron_order`` when given (the probe stage's, e.g. ``probe.json``'s ``ranking``; describe
+        it in ``ranking_source``), else computed here on train from the oracle
+        (:func:`redundancy.probe.neuron_rankings`) — for ``auto`` (the default) each of
+        :data:`redundancy.select.RANKINGS`, the one whose top-k probes score best on dev.
     search_chunk : grid sizes trained together (nested top-k sets; default 25 fast, 1 paper);
         the answer is the same as one by one.
     metric : override the task's metric.
@@ -451,10 +475,52 @@ def run_pipeline(
         top = max(s.selected_layer_ for s in selectors.values())
         corr = _train_correlation(task, (top + 1) * task.hidden)
         timings["correlation"] = time.perf_counter() - t0
-    settings = _Settings(seed, shares, ranking, search_stride, search_chunk)
+    order, choice = _global_order(task, probe, oracle, ranking, neuron_order, ranking_source, seed, progress)
+    settings = _Settings(seed, shares, ranking, search_stride, search_chunk, order)
     work = _Work(task, probe, incremental, corr, settings, progress)
     baseline = baseline_score(task, "dev")
     rows = _rows(work, grid, thresholds, selectors, baseline)
     timings.update(work.timings)
     timings["total"] = sum(timings.values())
-    return _result(task, probe, work, rows, grid, thresholds, timings, baseline)
+    return _result(task, probe, work, rows, grid, thresholds, timings, baseline, choice)
+
+
+def _global_order(
+    task: ProbeTask,
+    probe: ElasticNetProbe,
+    oracle: _Fitted,
+    ranking: str,
+    neuron_order: Sequence[int] | None,
+    source: dict | None,
+    seed: int,
+    progress: Progress | None,
+) -> tuple[np.ndarray | None, dict | None]:
+    """The ranking of all neurons that orders the kept ones (None for ``paper``/``abs``), and the
+    record of where it came from."""
+    if ranking not in RANKING_METHODS:
+        raise ValueError(f"ranking must be one of {RANKING_METHODS}, got {ranking!r}")
+    if ranking in WEIGHT_RANKINGS:
+        return None, None
+    if neuron_order is not None:
+        order = np.asarray(neuron_order, dtype=np.int64)
+        if order.shape != (task.n_neurons,) or not np.array_equal(np.sort(order), np.arange(task.n_neurons)):
+            raise ValueError(f"neuron_order must be a permutation of the {task.n_neurons} neurons")
+        info = dict(source or {})
+        info.setdefault("method", ranking)
+        return order, {"setting": ranking, "source": "given"} | info
+    methods = [m for m in RANKINGS if m != "probeless" or task.label_type != "real"]
+    methods = methods if ranking == "auto" else [ranking]
+    orders, _ = neuron_rankings(
+        task, methods, oracle.estimator, seed=seed, path=PathSettings(), progress=progress
+    )
+    if ranking != "auto":
+        return orders[ranking], {
+            "setting": ranking,
+            "method": ranking,
+            "source": "computed",
+            "reason": "asked for",
+        }
+    sizes = grid_sizes(task.n_neurons, CONTROL_SHARES)
+    method, choice = choose_ranking("auto", top_curves(task, probe, orders, sizes, progress))
+    logger.info("pipeline ranking: %s", choice["reason"])
+    return orders[method], choice | {"source": "computed"}

@@ -20,12 +20,17 @@ select_columns(X, neurons)
     ``X[:, neurons]`` for the probes: a view for a contiguous range, else a row-major float32 copy.
 layer_probes, oracle_probe, minimal_neuron_set, neuron_controls, train_neuron_sets, baseline_score
     The experiments; ``run_task_redundancy`` runs them all (``TaskRedundancyResult``).
+neuron_rankings, path_ranking, probeless_order, class_means, PathSettings
+    The rankings compared on dev (paper, group-lasso and L1 path entry orders, NeuroX's
+    probeless), computed on train; ``ablated_scores`` ablates columns offline in a probe.
 score, score_all, default_metric
     Metrics from scikit-learn / seqeval / scipy.
 ProbeResult, MinimalSetResult, CurveResult, SeedSpread, ControlsResult, TaskRedundancyResult, SplitInfo
     Frozen results with ``to_dict`` / ``from_dict``.
-plot_layers, plot_sizes
+plot_layers, plot_sizes, plot_rankings
     Figures.
+save_probe, load_probe
+    A fitted probe in one safetensors file (parameters in its metadata; no pickle).
 
 Progress is reported as :class:`redundancy._progress.Progress`: ``progress(what, done, total)``
 with cumulative ``done``, ``what`` naming the experiment (``"layers"``, ``"minimal set"``, ...).
@@ -35,6 +40,7 @@ Modules: ``_task`` (loading), ``_evaluate`` (scoring), ``_experiments`` (the exp
 ``_fast`` / ``_paper`` (the probe and its solvers).
 """
 
+from ._compare import choose_ranking, ranking_controls, top_curves
 from ._data import LabelMap, ProbeSplit, SplitInfo, load_split
 from ._estimator import SOLVERS, ElasticNetProbe, default_lr, fit_probe_family, sklearn_equivalent
 from ._evaluate import baseline_score, evaluate_probe
@@ -46,14 +52,24 @@ from ._experiments import (
     oracle_probe,
     train_neuron_sets,
 )
+from ._io import load_probe, save_probe
 from ._metrics import METRICS, default_metric, score, score_all
-from ._plots import plot_layers, plot_sizes
+from ._plots import plot_layers, plot_rankings, plot_sizes
+from ._rankings import (
+    PathSettings,
+    ablated_scores,
+    class_means,
+    neuron_rankings,
+    path_ranking,
+    probeless_order,
+)
 from ._redundancy import run_task_redundancy
 from ._results import (
     ControlsResult,
     CurveResult,
     MinimalSetResult,
     ProbeResult,
+    RankingControls,
     SeedSpread,
     TaskRedundancyResult,
 )
@@ -87,8 +103,21 @@ __all__ = [
     "neuron_controls",
     "oracle_probe",
     "plot_layers",
+    "plot_rankings",
     "plot_sizes",
     "run_task_redundancy",
+    "PathSettings",
+    "load_probe",
+    "save_probe",
+    "choose_ranking",
+    "ranking_controls",
+    "top_curves",
+    "RankingControls",
+    "ablated_scores",
+    "class_means",
+    "neuron_rankings",
+    "path_ranking",
+    "probeless_order",
     "select_columns",
     "score",
     "score_all",

@@ -216,25 +216,39 @@ def _sd(a: np.ndarray) -> np.ndarray:
     return np.std(a, axis=0, ddof=1) if a.shape[0] > 1 else np.zeros(a.shape[1])
 
 
-def _curve(
-    kind: str, sizes: Sequence[int], seeds: Sequence[int], rows: list[list[ProbeResult]], has_test: bool
+def scores_curve(
+    kind: str,
+    sizes: Sequence[int],
+    seeds: Sequence[int],
+    dev: Sequence[Sequence[float]],
+    test: Sequence[Sequence[float]] | None,
 ) -> CurveResult:
-    dev = np.array([[r.dev_score for r in row] for row in rows], dtype=np.float64)
-    test = np.array([[r.test_score for r in row] for row in rows], dtype=np.float64) if has_test else None
+    """A :class:`CurveResult` from scores, one row per seed and one column per size."""
+    dev_a = np.asarray(dev, dtype=np.float64)
+    test_a = None if test is None else np.asarray(test, dtype=np.float64)
     return CurveResult(
         kind=kind,
         sizes=tuple(int(k) for k in sizes),
         seeds=tuple(int(s) for s in seeds),
-        dev=tuple(tuple(r) for r in dev.tolist()),
-        test=None if test is None else tuple(tuple(r) for r in test.tolist()),
-        dev_mean=tuple(dev.mean(0).tolist()),
-        dev_sd=tuple(_sd(dev).tolist()),
-        test_mean=None if test is None else tuple(test.mean(0).tolist()),
-        test_sd=None if test is None else tuple(_sd(test).tolist()),
+        dev=tuple(tuple(r) for r in dev_a.tolist()),
+        test=None if test_a is None else tuple(tuple(r) for r in test_a.tolist()),
+        dev_mean=tuple(dev_a.mean(0).tolist()),
+        dev_sd=tuple(_sd(dev_a).tolist()),
+        test_mean=None if test_a is None else tuple(test_a.mean(0).tolist()),
+        test_sd=None if test_a is None else tuple(_sd(test_a).tolist()),
     )
 
 
-def _curve_rows(
+def curve(
+    kind: str, sizes: Sequence[int], seeds: Sequence[int], rows: list[list[ProbeResult]], has_test: bool
+) -> CurveResult:
+    """A :class:`CurveResult` from trained probes, one row per seed."""
+    dev = [[r.dev_score for r in row] for row in rows]
+    test = [[r.test_score for r in row] for row in rows] if has_test else None
+    return scores_curve(kind, sizes, seeds, dev, test)
+
+
+def curve_rows(
     task: ProbeTask,
     probe: ElasticNetProbe,
     order: np.ndarray,
@@ -253,7 +267,7 @@ def _curve_rows(
     )
 
 
-def _seed_spread(
+def seed_spread(
     task: ProbeTask, probe: ElasticNetProbe, seeds: Sequence[int], progress: Progress | None
 ) -> SeedSpread:
     """The oracle retrained with each of ``seeds``: its scores, their mean and spread."""
@@ -284,7 +298,7 @@ def neuron_controls(
     ranking: np.ndarray,
     sizes: Sequence[int],
     *,
-    n_random: int = 3,
+    n_random: int = 5,
     probe_seeds: int = 3,
     random_state: int = 0,
     progress: Progress | None = None,
@@ -299,17 +313,17 @@ def neuron_controls(
     sizes = tuple(sorted({int(k) for k in sizes if 1 <= k <= task.n_neurons}))
     has_test = task.test is not None
     seed = [probe.random_state]
-    top_rows = _curve_rows(task, probe, ranking, sizes, "top", progress)
-    top = _curve("top", sizes, seed, [top_rows], has_test)
-    bottom_rows = _curve_rows(task, probe, ranking[::-1].copy(), sizes, "bottom", progress)
-    bottom = _curve("bottom", sizes, seed, [bottom_rows], has_test)
+    top_rows = curve_rows(task, probe, ranking, sizes, "top", progress)
+    top = curve("top", sizes, seed, [top_rows], has_test)
+    bottom_rows = curve_rows(task, probe, ranking[::-1].copy(), sizes, "bottom", progress)
+    bottom = curve("bottom", sizes, seed, [bottom_rows], has_test)
     rand_seeds = [random_state + 1000 + r for r in range(n_random)]
     rows = []
     for s in rand_seeds:
         perm = np.random.default_rng(s).permutation(task.n_neurons)
-        rows.append(_curve_rows(task, probe, perm, sizes, f"random-s{s}", progress))
-    random = _curve("random", sizes, rand_seeds, rows, has_test)
+        rows.append(curve_rows(task, probe, perm, sizes, f"random-s{s}", progress))
+    random = curve("random", sizes, rand_seeds, rows, has_test)
     spread = None
     if probe_seeds > 0:
-        spread = _seed_spread(task, probe, [random_state + s for s in range(probe_seeds)], progress)
+        spread = seed_spread(task, probe, [random_state + s for s in range(probe_seeds)], progress)
     return ControlsResult(sizes=sizes, top=top, random=random, bottom=bottom, probe_seeds=spread)

@@ -78,3 +78,39 @@ def plot_sizes(result: TaskRedundancyResult, path: str | os.PathLike) -> Path:
     path = Path(path)
     fig.savefig(path, dpi=120)
     return path
+
+
+def plot_rankings(result: TaskRedundancyResult, path: str | os.PathLike) -> Path:
+    """Every ranking judged by the controls: its top-k (solid) and bottom-k (dotted) curves against
+    the number of neurons, over a band of the random draws (mean +- sd); the chosen one marked."""
+    fig = _figure(6.8, 4.2)
+    ax = fig.add_subplot()
+    split = _split(result)
+    c = result.controls
+    if c is not None:
+        rnd = c.random
+        ks = np.array(rnd.sizes)
+        mean = np.array(rnd.test_mean if split == "test" else rnd.dev_mean, dtype=float)
+        sd = np.array(rnd.test_sd if split == "test" else rnd.dev_sd, dtype=float)
+        ax.plot(ks, mean, color="gray", lw=1, label=f"random ({len(rnd.seeds)} draws, mean \u00b1 sd)")
+        ax.fill_between(ks, mean - sd, mean + sd, color="gray", alpha=0.25)
+        for i, rc in enumerate(c.rankings):
+            color = f"C{i}"
+            chosen = rc.method == result.ranking_method
+            for curve, style in ((rc.top, "o-"), (rc.bottom, "v:")):
+                if curve is None:
+                    continue
+                ys = curve.test_mean if split == "test" else curve.dev_mean
+                label = f"{rc.method}{' (chosen)' if chosen else ''}" if curve.kind == "top" else None
+                ax.plot(curve.sizes, ys, style, color=color, ms=3, lw=2 if chosen else 1, label=label)
+    oracle = result.oracle.test_score if split == "test" else result.oracle.dev_score
+    ax.axhline(oracle, color="k", ls="--", lw=1, label="oracle")
+    ax.set_xscale("log")
+    ax.set_xlabel("neurons kept (k)")
+    ax.set_ylabel(f"{split} {result.metric}")
+    ax.set_title(f"{result.task} / {result.model}: rankings, top-k (solid) and bottom-k (dotted)")
+    ax.legend(loc="best", fontsize="small")
+    ax.grid(alpha=0.3, which="both")
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    return path

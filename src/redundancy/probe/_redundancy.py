@@ -4,19 +4,24 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
 
 from .._progress import Progress
-from ..select import CONTROL_SHARES, MINIMAL_SET_SHARES, grid_sizes, rank_neurons
+from ..select import CONTROL_SHARES, MINIMAL_SET_SHARES, RANKING_METHODS, RANKINGS, grid_sizes
 from ..store import package_versions
+from ._compare import choose_ranking, ranking_controls, top_curves
 from ._estimator import ElasticNetProbe
-from ._experiments import LayerProbes, layer_probes, minimal_neuron_set, neuron_controls
+from ._experiments import LayerProbes, layer_probes, minimal_neuron_set
+from ._io import save_probe
+from ._rankings import PathSettings, applicable, neuron_rankings
 from ._results import ControlsResult, MinimalSetResult, TaskRedundancyResult
 from ._task import ProbeTask, StoreRef, load_probe_task
 
@@ -41,44 +46,28 @@ def _as_task(
     return load_probe_task(train, dev, test, metric=metric)
 
 
-def _neuron_order(
-    task: ProbeTask,
-    layers: LayerProbes,
-    ranking_probe: ElasticNetProbe | None,
-    ranking: str,
-    search_stride: int,
-) -> np.ndarray:
-    """All neurons ranked by the oracle's weights (or by ``ranking_probe`` trained on all of them)."""
-    ranker = layers.estimator
-    if ranking_probe is not None:
-        ranker = clone(ranking_probe).fit(task.X_train, task.train.y, task.X_dev, task.dev.y)
-    return rank_neurons(ranker.scaled_coef_, ranking, search_stride=search_stride)
+def _ranker(task: ProbeTask, layers: LayerProbes, ranking_probe: ElasticNetProbe | None) -> ElasticNetProbe:
+    """The probe whose weights give the weight rankings: the oracle, or ``ranking_probe`` trained on
+    all neurons."""
+    if ranking_probe is None:
+        return layers.estimator
+    return clone(ranking_probe).fit(task.X_train, task.train.y, task.X_dev, task.dev.y)
 
 
-def _controls(
-    task: ProbeTask,
-    probe: ElasticNetProbe,
-    order: np.ndarray,
-    minimal: MinimalSetResult,
-    control_shares: Sequence[float],
-    n_random: int,
-    probe_seeds: int,
-    progress: Progress | None,
-) -> ControlsResult:
-    """The controls at the sizes of ``control_shares`` and the minimal set's k (when found)."""
-    sizes = set(grid_sizes(task.n_neurons, control_shares))
-    if minimal.found:
-        sizes.add(minimal.k)
-    return neuron_controls(
-        task,
-        probe,
-        order,
-        sorted(sizes),
-        n_random=n_random,
-        probe_seeds=probe_seeds,
-        random_state=int(probe.random_state),
-        progress=progress,
-    )
+def _methods(ranking: str, rankings: Sequence[str], task: ProbeTask) -> tuple[str, ...]:
+    """The rankings to compute: ``rankings`` and the one asked for (checked, in a stable order)."""
+    if ranking not in RANKING_METHODS:
+        raise ValueError(f"ranking must be one of {RANKING_METHODS}, got {ranking!r}")
+    bad = [m for m in rankings if m not in RANKING_METHODS or m == "auto"]
+    if bad:
+        raise ValueError(f"rankings must be among {RANKING_METHODS[1:]}, got {bad}")
+    methods = tuple(dict.fromkeys([*rankings, *([] if ranking == "auto" else [ranking])]))
+    methods = applicable(methods, task)
+    if not methods:
+        raise ValueError("no ranking to compute for ranking='auto' (rankings is empty)")
+    if ranking != "auto" and ranking not in methods:
+        raise ValueError(f"the {ranking} ranking does not apply to this task (real-valued labels)")
+    return methods
 
 
 def _log_layers(task: ProbeTask, layers: LayerProbes, seconds: float) -> None:
@@ -108,7 +97,8 @@ def _redundancy_result(
     probe: ElasticNetProbe,
     layers: LayerProbes,
     ranking: str,
-    order: np.ndarray,
+    orders: dict[str, np.ndarray],
+    choice: dict,
     minimal: MinimalSetResult,
     controls: ControlsResult | None,
     timings: dict[str, float],
@@ -134,7 +124,7 @@ def _redundancy_result(
         layerwise=layers.layerwise,
         incremental=layers.incremental,
         ranking_method=ranking,
-        ranking=tuple(int(i) for i in order),
+        ranking=tuple(int(i) for i in orders[ranking]),
         minimal=minimal,
         controls=controls,
         timings=timings,
@@ -142,6 +132,8 @@ def _redundancy_result(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         random_state=int(probe.random_state),
         ranking_probe=None if ranking_probe is None else dict(ranking_probe.get_params()),
+        ranking_choice=choice,
+        rankings={m: tuple(int(i) for i in o) for m, o in orders.items()},
     )
 
 
@@ -152,7 +144,8 @@ def run_task_redundancy(
     *,
     probe: ElasticNetProbe | None = None,
     delta: float = 1.0,
-    ranking: str = "paper",
+    ranking: str = "auto",
+    rankings: Sequence[str] = RANKINGS,
     search_stride: int = 1000,
     ranking_probe: ElasticNetProbe | None = None,
     shares: Sequence[float] = MINIMAL_SET_SHARES,
@@ -160,8 +153,12 @@ def run_task_redundancy(
     max_search_seconds: float | None = None,
     controls: bool = True,
     control_shares: Sequence[float] = CONTROL_SHARES,
-    n_random: int = 3,
+    n_random: int = 5,
     probe_seeds: int = 3,
+    ablation_shares: Sequence[float] = (0.01, 0.05, 0.1),
+    ablation_mode: str = "mean",
+    path: PathSettings | None = None,
+    save_oracle: str | os.PathLike | None = None,
     metric: str | None = None,
     progress: Progress | None = None,
 ) -> TaskRedundancyResult:
@@ -176,7 +173,12 @@ def run_task_redundancy(
         :class:`ProbeTask` (then ``dev``/``test`` are ignored).
     probe : the probe template (default ``ElasticNetProbe()``: fast solver, l1 = l2 = 1e-5).
     delta : tolerance in percent for the minimal set (the paper: 1).
-    ranking : ``paper`` (class-wise weight mass) or ``abs``; ``search_stride`` for ``paper``.
+    ranking : the ranking of the minimal set and of the controls' headline curves: ``auto`` (the
+        default: of ``rankings``, the one whose top-k probes at the controls' sizes score best on
+        dev, on average), ``paper`` (the class-wise weight mass of the oracle: the paper exactly),
+        ``group-lasso`` / ``l1-path`` (entry order of a sparse path on train), ``probeless``
+        (NeuroX's class-mean spread) or ``abs``; ``search_stride`` for ``paper``.
+    rankings : the rankings computed and compared (default all of :data:`redundancy.select.RANKINGS`).
     ranking_probe : rank with this probe, trained on all neurons, instead of the oracle (not in the
         paper). With the paper's tiny penalty, weights spread over correlated neurons and the top
         of the ranking is no better than random neurons (see docs/probe.md); a sparser probe
@@ -185,35 +187,87 @@ def run_task_redundancy(
         15-50 % by 5, 60-90 % by 10).
     control_shares : sizes for the controls' curves (the minimal k is added).
     n_random : draws of random neurons; probe_seeds : seeds of the oracle probe (0 to skip).
+    ablation_shares, ablation_mode : offline ablation in the oracle probe of each ranking's top k
+        (k = share of all neurons) and of ``n_random`` random k, columns set to their train
+        ``mean`` or to ``zero``; empty shares skip it.
+    path : how the path rankings walk their penalty (:class:`PathSettings`).
+    save_oracle : also write the fitted oracle probe there (:func:`redundancy.probe.save_probe`;
+        the in-model ablation scores it).
     metric : override the task's metric.
     progress : a :class:`redundancy._progress.Progress`, called with each experiment's name.
     """
     probe = ElasticNetProbe() if probe is None else probe
     task = _as_task(train, dev, test, metric)
+    methods = _methods(ranking, rankings, task)
     timings = {"load": task.load_seconds}
     with _timed(timings, "layers"):
         layers = layer_probes(task, probe, progress=progress)
     _log_layers(task, layers, timings["layers"])
+    if save_oracle is not None:
+        Path(save_oracle).parent.mkdir(parents=True, exist_ok=True)
+        save_probe(layers.estimator, save_oracle)
     with _timed(timings, "ranking"):
-        order = _neuron_order(task, layers, ranking_probe, ranking, search_stride)
+        ranker = _ranker(task, layers, ranking_probe)
+        seed = int(probe.random_state)
+        orders, rank_seconds = neuron_rankings(
+            task,
+            methods,
+            ranker,
+            search_stride=search_stride,
+            seed=seed,
+            path=path or PathSettings(),
+            progress=progress,
+        )
+    sizes = grid_sizes(task.n_neurons, control_shares)
+    with _timed(timings, "ranking_choice"):
+        need_tops = controls or (ranking == "auto" and len(orders) > 1)
+        tops = top_curves(task, probe, orders, sizes, progress) if need_tops else {}
+        chosen, choice = choose_ranking(ranking, tops) if tops else (methods[0], _only(methods[0], ranking))
+    logger.info("%s: %s", task.train.store.manifest.task, choice["reason"])
     with _timed(timings, "minimal_set"):
         minimal = minimal_neuron_set(
             task,
             probe,
-            order,
+            orders[chosen],
             layers.oracle,
             delta=delta,
             shares=shares,
-            ranking_method=ranking,
+            ranking_method=chosen,
             chunk=search_chunk,
             max_seconds=max_search_seconds,
             progress=progress,
         )
     _log_minimal(minimal)
-    timings["analysis"] = timings["load"] + timings["layers"] + timings["ranking"] + timings["minimal_set"]
+    timings["analysis"] = sum(
+        timings[k] for k in ("load", "layers", "ranking", "ranking_choice", "minimal_set")
+    )
     ctrl = None
     if controls:
         with _timed(timings, "controls"):
-            ctrl = _controls(task, probe, order, minimal, control_shares, n_random, probe_seeds, progress)
+            ctrl = ranking_controls(
+                task,
+                probe,
+                layers.estimator,
+                orders,
+                tops,
+                sizes,
+                chosen,
+                minimal,
+                n_random=n_random,
+                probe_seeds=probe_seeds,
+                random_state=seed,
+                ablation_sizes=grid_sizes(task.n_neurons, ablation_shares),
+                ablation_mode=ablation_mode,
+                seconds=rank_seconds,
+                progress=progress,
+            )
     timings["total"] = sum(v for k, v in timings.items() if k != "analysis")
-    return _redundancy_result(task, probe, layers, ranking, order, minimal, ctrl, timings, ranking_probe)
+    return _redundancy_result(
+        task, probe, layers, chosen, orders, choice, minimal, ctrl, timings, ranking_probe
+    )
+
+
+def _only(method: str, setting: str) -> dict:
+    """The choice record when nothing was compared."""
+    why = "the only ranking computed" if setting == "auto" else f"ranking = {setting!r} was asked for"
+    return {"setting": setting, "method": method, "reason": why, "scores": {}}

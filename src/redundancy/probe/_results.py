@@ -158,15 +158,47 @@ class SeedSpread(_Record):
 
 
 @dataclass(frozen=True, eq=False)
+class RankingControls(_Record):
+    """One ranking judged by the controls.
+
+    Attributes
+    ----------
+    method : the ranking (``paper``, ``group-lasso``, ``l1-path``, ``probeless``, ...).
+    top, bottom : probes on its first / last k neurons at the controls' sizes.
+    choice_score : mean dev score of ``top`` over the sizes (what ``ranking="auto"`` maximises).
+    ablation : the oracle probe's scores with the ranking's top k columns ablated offline (set to
+        their train mean or to zero, see ``ControlsResult.ablation_mode``) at ``ablation_sizes``;
+        None when not computed.
+    seconds : time to compute the ranking itself.
+    """
+
+    _nested: ClassVar[dict[str, type]] = {"top": CurveResult, "bottom": CurveResult, "ablation": CurveResult}
+
+    method: str
+    top: CurveResult
+    bottom: CurveResult | None
+    choice_score: float
+    ablation: CurveResult | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
 class ControlsResult(_Record):
     """Controls the paper lacks: at the same k, the top-ranked vs random vs bottom-ranked neurons;
-    and the oracle probe itself over several seeds."""
+    and the oracle probe itself over several seeds.
+
+    ``top``/``bottom`` are the chosen ranking's (at ``sizes``, the minimal set's k included);
+    ``rankings`` holds every ranking compared, each with its own top/bottom curves and offline
+    ablation; ``random`` and ``ablation_random`` are shared by all (random draws do not depend on a
+    ranking)."""
 
     _nested: ClassVar[dict[str, type]] = {
         "top": CurveResult,
         "random": CurveResult,
         "bottom": CurveResult,
         "probe_seeds": SeedSpread,
+        "rankings": RankingControls,
+        "ablation_random": CurveResult,
     }
 
     sizes: tuple[int, ...]
@@ -174,6 +206,11 @@ class ControlsResult(_Record):
     random: CurveResult
     bottom: CurveResult
     probe_seeds: SeedSpread | None
+    rankings: tuple[RankingControls, ...] = ()
+    ablation_sizes: tuple[int, ...] = ()
+    ablation_mode: str = "mean"
+    ablation_random: CurveResult | None = None
+    ablation_intact: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,6 +232,9 @@ class TaskRedundancyResult(_Record):
         ``analysis`` = everything but the controls, ``total``).
     versions : package versions; created : ISO-8601 UTC time; random_state : the base seed.
     ranking_probe : parameters of the probe the ranking came from when it was not the oracle, else None.
+    ranking_choice : how the ranking was chosen: ``{"setting": "auto" | a method, "method": the one
+        used, "reason": a sentence, "scores": {method: mean top-k dev}}``; None for old results.
+    rankings : every ranking compared, ``{method: flat ids}`` (``ranking`` is the chosen one's).
     """
 
     _nested: ClassVar[dict[str, type]] = {
@@ -233,6 +273,8 @@ class TaskRedundancyResult(_Record):
     created: str
     random_state: int
     ranking_probe: dict[str, Any] | None = None
+    ranking_choice: dict[str, Any] | None = None
+    rankings: dict[str, tuple[int, ...]] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers (dev and test of the task metric) as a small JSON-ready dict."""
@@ -265,6 +307,12 @@ class TaskRedundancyResult(_Record):
             },
             "timings": self.timings,
         }
+        if self.ranking_choice:
+            out["ranking"] = {
+                "method": self.ranking_method,
+                "reason": self.ranking_choice.get("reason"),
+                "scores": self.ranking_choice.get("scores"),
+            }
         if self.controls is not None:
             c = self.controls
             i = c.sizes.index(m.k) if m.k in c.sizes else None

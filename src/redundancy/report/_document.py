@@ -9,6 +9,7 @@ from ._finetune import FINETUNE_ANCHOR, finetune_blocks
 from ._inputs import Report
 from ._sections import (
     FigureMaker,
+    ablate_blocks,
     compact_blocks,
     general_blocks,
     not_run,
@@ -60,6 +61,9 @@ def build_document(report: Report, *, figures: bool = True) -> tuple[Block, ...]
         blocks += [not_run(t, "general")] if sec.general is None else general_blocks(t, sec.general, fig)
         blocks.append(Heading(3, "Task-specific redundancy (probes)", f"{a}-probe"))
         blocks += [not_run(t, "probe")] if sec.probe is None else probe_blocks(t, sec.probe, fig)
+        if sec.ablate is not None:
+            blocks.append(Heading(3, "Ablation inside the model", f"{a}-ablate"))
+            blocks += ablate_blocks(sec.ablate)
         blocks.append(Heading(3, "Efficient-transfer pipeline", f"{a}-pipeline"))
         blocks += [not_run(t, "pipeline")] if sec.pipeline is None else pipeline_blocks(t, sec.pipeline, fig)
         blocks.append(Heading(3, "Compact model", f"{a}-compact"))

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..ablate import AblationResult
 from ..general import GeneralResult
 from ..pipeline import PipelineResult
 from ..probe import TaskRedundancyResult
@@ -20,13 +21,14 @@ logger = logging.getLogger(__name__)
 
 REPORT_FORMAT_VERSION = 1
 
-STAGES = ("finetune", "general", "probe", "pipeline", "compact")
+STAGES = ("finetune", "general", "probe", "ablate", "pipeline", "compact")
 """The per-task stages the report reads, in the order of the report."""
 
 FILES = {
     "finetune": "finetune.json",
     "general": "general.json",
     "probe": "probe.json",
+    "ablate": "ablate.json",
     "pipeline": "pipeline.json",
     "compact": "compact.json",
 }
@@ -82,6 +84,8 @@ class TaskSection:
         General redundancy (``RUN/general/{task}/general.json``).
     probe : TaskRedundancyResult or None
         Probes, minimal neuron set and controls (``RUN/probe/{task}/probe.json``).
+    ablate : AblationResult or None
+        In-model ablation of the rankings (``RUN/ablate/{task}/ablate.json``).
     pipeline : PipelineResult or None
         The efficient-transfer pipeline (``RUN/pipeline/{task}/pipeline.json``).
     compact : dict or None
@@ -93,6 +97,7 @@ class TaskSection:
     task: str
     general: GeneralResult | None = None
     probe: TaskRedundancyResult | None = None
+    ablate: AblationResult | None = None
     pipeline: PipelineResult | None = None
     compact: dict[str, Any] | None = None
     problems: tuple[str, ...] = ()
@@ -134,6 +139,7 @@ class TaskSection:
             "finetune": None if self.finetune is None else dict(self.finetune),
             "general": None if self.general is None else self.general.to_dict(),
             "probe": None if self.probe is None else self.probe.to_dict(),
+            "ablate": None if self.ablate is None else self.ablate.to_dict(),
             "pipeline": None if self.pipeline is None else self.pipeline.to_dict(),
             "compact": None if self.compact is None else dict(self.compact),
             "problems": list(self.problems),
@@ -246,6 +252,8 @@ def _load_stage(stage: str, path: Path):
         return TaskRedundancyResult.from_dict(data)
     if stage == "pipeline":
         return PipelineResult.from_dict(data)
+    if stage == "ablate":
+        return AblationResult.from_dict(data)
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     return data

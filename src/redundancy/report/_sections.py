@@ -9,10 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 from .._serial import json_ready
+from ..ablate import AblationResult
 from ..general import GeneralResult, plot_cka, plot_spans, plot_threshold
 from ..general import plot_layers as plot_general_layers
 from ..pipeline import PipelineResult
-from ..probe import TaskRedundancyResult, plot_layers, plot_sizes
+from ..probe import TaskRedundancyResult, plot_layers, plot_rankings, plot_sizes
 from ._blocks import (
     NOT_RUN,
     Block,
@@ -232,6 +233,7 @@ def probe_blocks(task: str, p: TaskRedundancyResult, fig: FigureMaker) -> list[B
             "k random neurons (mean ± sd), the ranking's last k.",
         )
     )
+    blocks += _ranking_blocks(task, p, fig, split)
     s = c.probe_seeds
     if s is not None:
         test = "" if s.test_mean is None else f", test {score(s.test_mean)} ± {100 * (s.test_sd or 0):.2f}"
@@ -244,8 +246,126 @@ def probe_blocks(task: str, p: TaskRedundancyResult, fig: FigureMaker) -> list[B
     return blocks
 
 
+def _ranking_blocks(task: str, p: TaskRedundancyResult, fig: FigureMaker, split: str) -> list[Block]:
+    """The rankings judged by the controls (top / bottom vs random at each k), the choice, the
+    offline ablation; nothing for results without them."""
+    c = p.controls
+    if c is None or not c.rankings:
+        return []
+    blocks: list[Block] = []
+    if p.ranking_choice:
+        blocks.append(Paragraph(f"Ranking used: {p.ranking_method} ({p.ranking_choice.get('reason', '')})."))
+    mean, sd = f"{split}_mean", f"{split}_sd"
+    rnd = dict(zip(c.random.sizes, getattr(c.random, mean), strict=True))
+    rnd_sd = dict(zip(c.random.sizes, getattr(c.random, sd), strict=True))
+    sizes = c.rankings[0].top.sizes
+    rows = []
+    for k in sizes:
+        row = [f"{k:,}", share(k / p.n_neurons), f"{score(rnd[k])} ± {100 * rnd_sd[k]:.2f}"]
+        for rc in c.rankings:
+            top = dict(zip(rc.top.sizes, getattr(rc.top, mean), strict=True)).get(k)
+            bot = (
+                {} if rc.bottom is None else dict(zip(rc.bottom.sizes, getattr(rc.bottom, mean), strict=True))
+            )
+            row.append(f"{score(top)} / {score(bot.get(k))}")
+        rows.append(tuple(row))
+    names = [rc.method + (" (used)" if rc.method == p.ranking_method else "") for rc in c.rankings]
+    blocks.append(
+        Table(
+            header=(
+                "k",
+                "% of all",
+                f"random ({len(c.random.seeds)} draws)",
+                *(f"{n}: top / bottom" for n in names),
+            ),
+            rows=tuple(rows),
+            caption=f"Every ranking judged by the controls ({split} {p.metric} in %): its first k and "
+            "last k neurons against k random ones (mean ± sd). Rankings are computed on train, "
+            "chosen on dev (mean top-k dev over these k).",
+        )
+    )
+    blocks += fig(
+        task,
+        "probe-rankings",
+        plot_rankings,
+        p,
+        f"{p.metric} of each ranking's top-k and bottom-k neurons against random ones",
+        "Each ranking's top-k (solid) and bottom-k (dotted) probes over the band of random draws.",
+    )
+    if c.ablation_sizes and c.ablation_random is not None:
+        arnd = getattr(c.ablation_random, mean)
+        arnd_sd = getattr(c.ablation_random, sd)
+        rows = []
+        for i, k in enumerate(c.ablation_sizes):
+            row = [f"{k:,}", share(k / p.n_neurons), f"{score(arnd[i])} ± {100 * arnd_sd[i]:.2f}"]
+            row += [
+                score(getattr(rc.ablation, mean)[i]) if rc.ablation is not None else "–" for rc in c.rankings
+            ]
+            rows.append(tuple(row))
+        blocks.append(
+            Table(
+                header=("k ablated", "% of all", "random", *names),
+                rows=tuple(rows),
+                caption=f"Offline ablation ({split} {p.metric} in %): the oracle probe, trained on the "
+                f"intact activations ({score(c.ablation_intact)}), with each ranking's top k columns "
+                f"set to their train {'mean' if c.ablation_mode == 'mean' else 'value 0'}, beside k random "
+                "columns. A ranking whose top neurons matter loses more than random.",
+            )
+        )
+    return blocks
+
+
+def ablate_blocks(r: AblationResult) -> list[Block]:
+    """The in-model ablation: each ablated set's score and drop, in the model and offline."""
+    rows = []
+    for row in r.rows:
+        what = (
+            f"top {row.k:,} of {row.ranking}" if row.kind == "top" else f"random {row.k:,} (seed {row.seed})"
+        )
+        rows.append(
+            (what, score(row.in_model), score(row.in_model_drop), score(row.offline), score(row.offline_drop))
+        )
+    summary = r.summary()
+    rnd = summary.get("random")
+    parts = []
+    for name, v in summary.items():
+        if isinstance(v, dict) and name != "random":
+            verdict = ""
+            if rnd is not None:
+                verdict = (
+                    " (more than random)"
+                    if v["in_model_drop"] > rnd["in_model_drop"]
+                    else " (not more than random)"
+                )
+            parts.append(f"{name} −{100 * v['in_model_drop']:.2f}{verdict}")
+    if rnd is not None:
+        parts.append(f"random −{100 * rnd['in_model_drop']:.2f} (mean of {rnd['n']})")
+    what = "train mean" if r.mode == "mean" else "zero"
+    return [
+        Paragraph(
+            f"The oracle probe, trained on the intact model, scored on the first {r.n_sentences:,} {r.split} "
+            f"sentences ({r.n_items:,} items; intact {score(r.intact)}) with {r.k:,} neurons "
+            f"({share(r.share)}% of {r.n_neurons:,}) replaced by their {what} inside the model, "
+            f"through every later layer. Drops in points: {'; '.join(parts)}."
+        ),
+        Table(
+            header=("ablated", "in the model", "drop", "offline (columns only)", "drop"),
+            rows=tuple(rows),
+            caption=f"In-model ablation vs the paper's offline column dropping ({r.split} {r.metric} in %).",
+        ),
+    ]
+
+
 def pipeline_blocks(task: str, q: PipelineResult, fig: FigureMaker) -> list[Block]:
     blocks: list[Block] = [Markdown(q.table_markdown())]
+    if q.ranking_choice:
+        rc = q.ranking_choice
+        blocks.append(
+            Paragraph(
+                f"Feature selection ranked the kept neurons by the {rc.get('method')} ranking of all "
+                f"neurons ({rc.get('source', '')}; {rc.get('reason', '')})."
+            )
+        )
     inc = ", ".join(
         f"{i}: {score(d)} / {score(t)}"
         for i, (d, t) in enumerate(zip(q.incremental_dev, q.incremental_test, strict=False))

@@ -94,6 +94,7 @@ def task_summary(section: TaskSection) -> dict[str, Any]:
             "found": m.found,
             "dev": m.result.dev_score,
             "test": m.result.test_score,
+            "ranking": m.ranking_method,
         }
     row = headline_row(q, c)
     if row is not None:

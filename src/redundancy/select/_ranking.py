@@ -7,7 +7,17 @@ from typing import Literal
 import numpy as np
 
 RankingMethod = Literal["paper", "abs"]
-RANKING_METHODS: tuple[str, ...] = ("paper", "abs")
+WEIGHT_RANKINGS: tuple[str, ...] = ("paper", "abs")
+"""Rankings read off one probe's weights (:func:`rank_neurons`)."""
+
+RANKINGS: tuple[str, ...] = ("paper", "group-lasso", "l1-path", "probeless")
+"""The rankings the probe stage computes and compares (``paper``: the reference; ``group-lasso`` and
+``l1-path``: path entry orders, :func:`redundancy.select.entry_ranking`; ``probeless``: NeuroX's
+probe-free baseline, :func:`redundancy.select.probeless_ranking`)."""
+
+RANKING_METHODS: tuple[str, ...] = ("auto", *RANKINGS, "abs")
+"""Accepted ``ranking`` settings: ``auto`` (the ranking whose top-k probes score best on dev),
+one of :data:`RANKINGS`, or ``abs``."""
 
 
 def _as_weight_matrix(coef) -> np.ndarray:
@@ -72,7 +82,7 @@ def rank_neurons(coef, method: RankingMethod = "paper", *, search_stride: int = 
     if method == "abs":
         return _order_by_mass(mass)
     if method != "paper":
-        raise ValueError(f"method must be one of {RANKING_METHODS}, got {method!r}")
+        raise ValueError(f"method must be one of {WEIGHT_RANKINGS}, got {method!r}")
     if (
         isinstance(search_stride, bool)
         or not isinstance(search_stride, int | np.integer)
