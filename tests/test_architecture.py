@@ -29,34 +29,11 @@ ALLOWED: dict[str, set[str]] = {
     "finetune": {"data", "store", "extract", "probe"},
     "ablate": {"data", "store", "extract", "probe"},
     "report": {"data", "store", "general", "probe", "select", "ablate", "pipeline", "compact", "finetune"},
-    "job": {
-        "data",
-        "store",
-        "extract",
-        "general",
-        "probe",
-        "select",
-        "ablate",
-        "pipeline",
-        "compact",
-        "finetune",
-        "report",
-    },
-    "cli": {
-        "data",
-        "store",
-        "extract",
-        "general",
-        "probe",
-        "select",
-        "ablate",
-        "pipeline",
-        "compact",
-        "finetune",
-        "report",
-        "job",
-    },
+    # job wires every stage; cli parses for all of them and calls job
+    "job": {"data", "store", "extract", "general", "probe", "select", "ablate", "pipeline", "compact"}
+    | {"finetune", "report"},
 }
+ALLOWED["cli"] = ALLOWED["job"] | {"job"}
 SHARED = {"_serial", "_torch", "_progress"}
 
 

@@ -90,6 +90,15 @@ def test_default_config_reads():
         ('tasks = ["pos"]\nstages = ["extract", "dance"]\n', "unknown stage(s) ['dance']"),
         ('tasks = ["pos"]\nstages = ["finetune", "extract"]\n', "finetune is for sentence tasks"),
         ("tasks = [\n", "not valid TOML"),
+        ('tasks = ["pos"]\n[probe]\nranking = "best"\n', "probe.ranking: must be one of auto"),
+        ('tasks = ["pos"]\n[probe]\nrankings = ["paper", "lasso"]\n', "probe.rankings: unknown ['lasso']"),
+        ('tasks = ["pos"]\n[probe]\nrandom_draws = 0\n', "probe.random_draws: must be >= 1"),
+        ('tasks = ["pos"]\n[probe]\nablation_shares = [0.5, 1.5]\n', "probe.ablation_shares"),
+        ('tasks = ["pos"]\n[probe]\nablation_mode = "noise"\n', "probe.ablation_mode: must be one of"),
+        ('tasks = ["pos"]\n[ablate]\nshare = 0\n', "ablate.share: must lie in (0, 1)"),
+        ('tasks = ["pos"]\n[ablate]\nrankings = ["nope"]\n', "ablate.rankings: unknown ['nope']"),
+        ('tasks = ["pos"]\n[ablate]\nmax_sentences = 0\n', "ablate.max_sentences: must be >= 1"),
+        ('tasks = ["pos"]\n[pipeline]\nranking = "weights"\n', "pipeline.ranking: must be one of"),
     ],
 )
 def test_config_errors_name_file_and_key(tmp_path, text, message):

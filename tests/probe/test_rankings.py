@@ -93,3 +93,15 @@ def test_paper_ranking_is_the_reference(planted_stores):
     assert r.ranking_choice["reason"] == "ranking = 'paper' was asked for"
     with pytest.raises(ValueError, match="ranking must be one of"):
         run_task_redundancy(task, ranking="nope", controls=False)
+
+
+def test_class_means_streams_exactly():
+    from redundancy.probe import class_means
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40_000, 7)).astype(np.float32)  # several chunks of 16,384 rows
+    y = rng.integers(0, 5, 40_000)
+    m = class_means(X, y, 6)
+    want = np.stack([X[y == c].astype(np.float64).mean(0) for c in range(5)])
+    np.testing.assert_allclose(m[:5], want, rtol=1e-12, atol=1e-12)
+    assert np.isnan(m[5]).all()  # a class without rows

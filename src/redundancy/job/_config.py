@@ -165,7 +165,7 @@ class ProbeSettings(_Section):
         self._require(0 <= self.delta < 100, "delta", "must lie in [0, 100)")
         self._require(self.threads is None or self.threads >= 1, "threads", "must be >= 1")
         self._require(self.n_seeds >= 0, "n_seeds", "must be >= 0")
-        self._require(self.random_draws >= 0, "random_draws", "must be >= 0")
+        self._require(self.random_draws >= 1, "random_draws", "must be >= 1 (the controls' random sets)")
 
     def template(self, seed: int) -> ElasticNetProbe:
         """The probe every probe, pipeline and compact stage clones."""

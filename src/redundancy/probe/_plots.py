@@ -66,13 +66,18 @@ def plot_sizes(result: TaskRedundancyResult, path: str | os.PathLike) -> Path:
         ks = [r.n_neurons for r in m.evaluated]
         ys = [r.test_score if split == "test" else r.dev_score for r in m.evaluated]
         ax.plot(ks, ys, ".", color="gray", ms=3, label="minimal-set search")
+    ax.axvline(m.k, color="C3", ls=":", lw=1, label=f"minimal set: {m.k} ({100 * m.share:.1f}%)")
+    return _finish_sizes(fig, ax, result, split, f"{result.task} / {result.model}: score vs neurons", path)
+
+
+def _finish_sizes(fig, ax, result: TaskRedundancyResult, split: str, title: str, path) -> Path:
+    """The oracle line, the log k axis, labels, legend and grid of a score-vs-k figure; saved."""
     oracle = result.oracle.test_score if split == "test" else result.oracle.dev_score
     ax.axhline(oracle, color="k", ls="--", lw=1, label="oracle")
-    ax.axvline(m.k, color="C3", ls=":", lw=1, label=f"minimal set: {m.k} ({100 * m.share:.1f}%)")
     ax.set_xscale("log")
     ax.set_xlabel("neurons kept (k)")
     ax.set_ylabel(f"{split} {result.metric}")
-    ax.set_title(f"{result.task} / {result.model}: score vs neurons")
+    ax.set_title(title)
     ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3, which="both")
     path = Path(path)
@@ -103,14 +108,5 @@ def plot_rankings(result: TaskRedundancyResult, path: str | os.PathLike) -> Path
                 ys = curve.test_mean if split == "test" else curve.dev_mean
                 label = f"{rc.method}{' (chosen)' if chosen else ''}" if curve.kind == "top" else None
                 ax.plot(curve.sizes, ys, style, color=color, ms=3, lw=2 if chosen else 1, label=label)
-    oracle = result.oracle.test_score if split == "test" else result.oracle.dev_score
-    ax.axhline(oracle, color="k", ls="--", lw=1, label="oracle")
-    ax.set_xscale("log")
-    ax.set_xlabel("neurons kept (k)")
-    ax.set_ylabel(f"{split} {result.metric}")
-    ax.set_title(f"{result.task} / {result.model}: rankings, top-k (solid) and bottom-k (dotted)")
-    ax.legend(loc="best", fontsize="small")
-    ax.grid(alpha=0.3, which="both")
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    return path
+    title = f"{result.task} / {result.model}: rankings, top-k (solid) and bottom-k (dotted)"
+    return _finish_sizes(fig, ax, result, split, title, path)

@@ -106,16 +106,18 @@ def path_ranking(
 
 
 def class_means(X: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
-    """(n_classes, n) mean activation of each class (float64), streamed over row chunks; classes
-    without rows get NaN rows."""
-    sums = np.zeros((n_classes, X.shape[1]))
+    """(n_classes, n) mean activation of each class (float64 sums), streamed over row chunks (one
+    ``index_add_`` per chunk: no one-hot matrix, which CCG's thousand-odd classes would make large);
+    classes without rows get NaN rows."""
+    import torch
+
+    sums = torch.zeros((n_classes, X.shape[1]), dtype=torch.float64)
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     for s in range(0, X.shape[0], _MEAN_ROWS):
-        onehot = np.zeros((n_classes, min(_MEAN_ROWS, X.shape[0] - s)))
-        onehot[y[s : s + _MEAN_ROWS], np.arange(onehot.shape[1])] = 1.0
-        sums += onehot @ np.asarray(X[s : s + _MEAN_ROWS], dtype=np.float64)
+        chunk = torch.from_numpy(np.asarray(X[s : s + _MEAN_ROWS], dtype=np.float64))
+        sums.index_add_(0, torch.from_numpy(np.asarray(y[s : s + _MEAN_ROWS], dtype=np.int64)), chunk)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts[:, None]
+        return sums.numpy() / counts[:, None]
 
 
 def probeless_order(task: ProbeTask, columns: np.ndarray | None = None) -> np.ndarray:

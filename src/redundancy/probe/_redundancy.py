@@ -199,6 +199,8 @@ def run_task_redundancy(
     probe = ElasticNetProbe() if probe is None else probe
     task = _as_task(train, dev, test, metric)
     methods = _methods(ranking, rankings, task)
+    if controls and n_random < 1:
+        raise ValueError(f"n_random must be >= 1 for the controls, got {n_random}")
     timings = {"load": task.load_seconds}
     with _timed(timings, "layers"):
         layers = layer_probes(task, probe, progress=progress)
