@@ -105,3 +105,11 @@ def test_class_means_streams_exactly():
     want = np.stack([X[y == c].astype(np.float64).mean(0) for c in range(5)])
     np.testing.assert_allclose(m[:5], want, rtol=1e-12, atol=1e-12)
     assert np.isnan(m[5]).all()  # a class without rows
+
+
+def test_a_named_ranking_is_used_without_controls(planted_stores):
+    task = load_probe_task(planted_stores / "train", planted_stores / "dev")
+    r = run_task_redundancy(task, ranking="probeless", controls=False, probe_seeds=0)
+    assert r.ranking_method == "probeless" == r.minimal.ranking_method and set(r.rankings) == {"probeless"}
+    with pytest.raises(ValueError, match="n_random must be >= 1"):
+        run_task_redundancy(task, n_random=0)

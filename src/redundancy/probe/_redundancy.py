@@ -198,7 +198,8 @@ def run_task_redundancy(
     """
     probe = ElasticNetProbe() if probe is None else probe
     task = _as_task(train, dev, test, metric)
-    methods = _methods(ranking, rankings, task)
+    # without controls nothing compares the rankings: compute only the one asked for
+    methods = _methods(ranking, rankings if controls or ranking == "auto" else (), task)
     if controls and n_random < 1:
         raise ValueError(f"n_random must be >= 1 for the controls, got {n_random}")
     timings = {"load": task.load_seconds}
@@ -224,7 +225,11 @@ def run_task_redundancy(
     with _timed(timings, "ranking_choice"):
         need_tops = controls or (ranking == "auto" and len(orders) > 1)
         tops = top_curves(task, probe, orders, sizes, progress) if need_tops else {}
-        chosen, choice = choose_ranking(ranking, tops) if tops else (methods[0], _only(methods[0], ranking))
+        if tops:
+            chosen, choice = choose_ranking(ranking, tops)
+        else:
+            chosen = methods[0] if ranking == "auto" else ranking
+            choice = _only(chosen, ranking)
     logger.info("%s: %s", task.train.store.manifest.task, choice["reason"])
     with _timed(timings, "minimal_set"):
         minimal = minimal_neuron_set(
