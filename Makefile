@@ -40,13 +40,16 @@ test: $(STAMP) browser
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
 
-# Benchmarks print ratios measured in one run; the probe bench reuses the main job's stores (~10 min).
+# Benchmarks print ratios measured in one run; the probe and peers benches reuse the main job's stores
+# (~10 min; peers installs NeuroX into its own venv under $(OUT)/bench-peers once).
 bench: run
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/general.py
 	$(BIN)/python bench/probe.py --train $(OUT)/stores/pos-train --dev $(OUT)/stores/pos-dev \
 		--test $(OUT)/stores/pos-test --out $(OUT)/bench-probe
 	$(BIN)/python bench/transfer.py --compact $(OUT)/compact/pos --threads 1 --repeats 4
+	$(BIN)/python bench/peers.py --train $(OUT)/stores/pos-train --dev $(OUT)/stores/pos-dev \
+		--work $(OUT)/bench-peers
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,287 @@
+"""Side by side with NeuroX 1.0.9 (the paper's authors' toolkit, PyPI ``neurox``): the same activations,
+threads and recipe, each measurement its own process, the minimum of ``--repeats`` runs, peak RSS.
+
+Measured now (the rest of issue [F]'s list -- extraction, all-mpnet-base-v2, the matrix-product peak --
+is not here yet):
+
+* **one probe on all neurons**: NeuroX ``linear_probe.train_logistic_regression_probe`` (its defaults:
+  Adam lr 1e-3, batch 32, 10 epochs; λ1 = λ2 = 1e-5 as the paper) vs ``ElasticNetProbe`` with both solvers;
+  fit time and dev accuracy (NeuroX's ``evaluate_probe``; ours ``score``);
+* **neuron ranking** from that probe: NeuroX ``get_neuron_ordering`` (search stride 1000, as the paper)
+  vs ``redundancy.select.rank_neurons(..., "paper")``, and our group-lasso path ranking;
+* **correlation clustering**: NeuroX ``clustering.create_correlation_clusters`` at one threshold (0.3) vs
+  our one-pass statistics + average linkage + the whole 21-threshold sweep (``redundancy.general``).
+
+NeuroX pins 2021 libraries (torch 1.8, numpy 1.19, transformers 4.6), so it gets its own virtual
+environment in ``WORK/neurox-venv``: torch 2.13.0 (this machine's CPU wheel), numpy, scipy,
+scikit-learn, imbalanced-learn, h5py, tqdm (what the modules used here import), then ``neurox==1.0.9
+--no-deps``. One shim: ``np.int = int`` before NeuroX is imported -- NeuroX's ``utils.create_tensors``
+uses ``np.int``, removed in numpy 1.24 (it is imported with the module; this bench does not call it).
+
+The activations are the first ``--sentences`` train sentences of a store (default 2,000) and the whole
+dev store, written once as ``.npy`` files in WORK that both sides read.
+
+Usage: ``python bench/peers.py --train DIR --dev DIR [--work DIR] [--sentences 2000] [--threads 2]
+[--repeats 2]``; prints one JSON object with every measurement and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+NEUROX = "neurox==1.0.9"
+_NEUROX_DEPS = ("numpy", "scipy", "scikit-learn", "imbalanced-learn", "h5py", "tqdm")
+
+
+# ------------------------------------------------------------------ set-up (main process)
+
+
+def neurox_python(work: Path) -> Path:
+    """The NeuroX virtual environment's interpreter (created and filled on first use; ``$NEUROX_VENV``
+    names an existing one instead)."""
+    venv = Path(os.environ.get("NEUROX_VENV") or work / "neurox-venv")
+    py = venv / "bin" / "python"
+    if (venv / ".installed").is_file():
+        return py
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    pip = [str(py), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, "torch==2.13.0"], check=True)  # the CPU wheel first, as the project's set-up
+    subprocess.run([*pip, *_NEUROX_DEPS], check=True)
+    subprocess.run([*pip, "--no-deps", NEUROX], check=True)
+    (venv / ".installed").touch()
+    return py
+
+
+def prepare(train: str, dev: str, sentences: int, work: Path) -> dict:
+    """Write the first ``sentences`` train sentences' activations and all of dev as .npy (float32)."""
+    from redundancy.probe import load_probe_task
+
+    task = load_probe_task(train, dev)
+    sid = task.train.sentence_ids
+    rows = np.flatnonzero(sid < np.unique(sid)[:sentences][-1] + 1) if sentences else np.arange(sid.size)
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    np.save(data / "X_train.npy", np.ascontiguousarray(task.X_train[rows], dtype=np.float32))
+    np.save(data / "y_train.npy", task.train.y[rows].astype(np.int64))
+    keep = task.dev.y >= 0  # dev labels unseen in train are left out on both sides
+    np.save(data / "X_dev.npy", np.ascontiguousarray(task.X_dev[keep], dtype=np.float32))
+    np.save(data / "y_dev.npy", task.dev.y[keep].astype(np.int64))
+    m = task.train.store.manifest
+    return {
+        "model": m.model,
+        "task": m.task,
+        "train_rows": int(rows.size),
+        "train_sentences": int(np.unique(sid[rows]).size),
+        "dev_rows": int(keep.sum()),
+        "neurons": int(task.n_neurons),
+        "classes": len(task.label_map.classes),
+    }
+
+
+# ------------------------------------------------------------------ workers (their own processes)
+
+
+def _load(work: Path):
+    d = work / "data"
+    return (
+        np.load(d / "X_train.npy"),
+        np.load(d / "y_train.npy"),
+        np.load(d / "X_dev.npy"),
+        np.load(d / "y_dev.npy"),
+    )
+
+
+def _shim_np_int() -> None:
+    """NeuroX's ``utils.create_tensors`` uses ``np.int``, removed in numpy 1.24; put the alias back."""
+    setattr(np, "int", int)  # noqa: B010 (a plain assignment is rewritten by ruff's NPY001 fix)
+
+
+def _neurox_probe(work: Path) -> dict:
+    _shim_np_int()
+    from neurox.interpretation import linear_probe
+
+    X, y, Xd, yd = _load(work)
+    t0 = time.perf_counter()
+    probe = linear_probe.train_logistic_regression_probe(X, y, lambda_l1=1e-5, lambda_l2=1e-5)
+    fit = time.perf_counter() - t0
+    classes = {str(c): int(c) for c in np.unique(y)}
+    dev = linear_probe.evaluate_probe(probe, Xd, yd, idx_to_class={v: k for k, v in classes.items()})
+    t0 = time.perf_counter()
+    linear_probe.get_neuron_ordering(probe, classes, search_stride=1000)
+    return {"fit_s": fit, "dev": float(dev["__OVERALL__"]), "rank_s": time.perf_counter() - t0}
+
+
+def _our_probe(work: Path, solver: str) -> dict:
+    from redundancy.probe import ElasticNetProbe
+    from redundancy.select import rank_neurons
+
+    X, y, Xd, yd = _load(work)
+    t0 = time.perf_counter()
+    probe = ElasticNetProbe(solver=solver).fit(X, y, Xd, yd)
+    fit = time.perf_counter() - t0
+    dev = probe.score(Xd, yd)
+    t0 = time.perf_counter()
+    rank_neurons(probe.scaled_coef_, "paper", search_stride=1000)
+    return {"fit_s": fit, "dev": float(dev), "rank_s": time.perf_counter() - t0}
+
+
+def _our_path(work: Path) -> dict:
+    from redundancy.probe import PathSettings
+    from redundancy.probe._path import fit_path  # bench code may read the solver directly
+
+    X, y, _, _ = _load(work)
+    _, codes = np.unique(y, return_inverse=True)
+    s = PathSettings()
+    t0 = time.perf_counter()
+    fit_path(
+        X[: s.max_rows],
+        codes[: s.max_rows],
+        n_outputs=int(codes.max()) + 1,
+        regression=False,
+        group=True,
+        l2=1e-5,
+        lr=s.lr,
+        batch_size=s.batch_size,
+        n_lambdas=s.n_lambdas,
+        epochs=s.epochs,
+        min_ratio=s.min_ratio,
+    )
+    return {"rank_s": time.perf_counter() - t0}
+
+
+def _neurox_cluster(work: Path) -> dict:
+    _shim_np_int()
+    from neurox.interpretation import clustering
+
+    X, _, _, _ = _load(work)
+    t0 = time.perf_counter()
+    labels = clustering.create_correlation_clusters(X, use_abs_correlation=True, clustering_threshold=0.3)
+    return {"seconds": time.perf_counter() - t0, "thresholds": 1, "clusters_at_0.3": int(len(set(labels)))}
+
+
+def _our_cluster(work: Path) -> dict:
+    from redundancy.general import NeuronStats, correlation_linkage, threshold_sweep
+
+    X, _, _, _ = _load(work)
+    t0 = time.perf_counter()
+    n = X.shape[1]
+    stats = NeuronStats(1, n)
+    for start in range(0, X.shape[0], 8192):
+        stats.update(X[start : start + 8192])
+    corr = stats.compute(correlation=True).correlation
+    z = correlation_linkage(corr)
+    points = threshold_sweep(corr, None, random_state=0, linkage=z)
+    at = next(p for p in points if abs(p.threshold - 0.3) < 1e-9)
+    return {"seconds": time.perf_counter() - t0, "thresholds": len(points), "clusters_at_0.3": at.n_clusters}
+
+
+WORKERS = {
+    "probe-neurox": _neurox_probe,
+    "probe-fast": lambda w: _our_probe(w, "fast"),
+    "probe-paper": lambda w: _our_probe(w, "paper"),
+    "rank-path": _our_path,
+    "cluster-neurox": _neurox_cluster,
+    "cluster-ours": _our_cluster,
+}
+
+
+def _worker(name: str, work: Path, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    out = WORKERS[name](work)
+    out["peak_rss_mb"] = _peak_rss_mb()
+    print(json.dumps(out))
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS: ``VmHWM`` (its own address space; ``ru_maxrss`` would carry the driver's
+    peak across ``exec`` on Linux), else ``ru_maxrss``."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ------------------------------------------------------------------ driver
+
+
+def measure(name: str, python: Path, work: Path, threads: int, repeats: int) -> dict:
+    """``repeats`` runs of one worker, each its own process; the fastest run's record."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    runs = []
+    for _ in range(repeats):
+        cmd = [str(python), __file__, "--worker", name, "--work", str(work), "--threads", str(threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    key = "fit_s" if "fit_s" in runs[0] else "rank_s" if "rank_s" in runs[0] else "seconds"
+    best = min(runs, key=lambda r: r[key])
+    best["runs"] = [round(r[key], 3) for r in runs]
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train")
+    ap.add_argument("--dev")
+    ap.add_argument("--work", default="runs/bench-peers")
+    ap.add_argument("--sentences", type=int, default=2000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    work = Path(args.work).resolve()
+    if args.worker:
+        _worker(args.worker, work, args.threads)
+        return
+    if not (args.train and args.dev):
+        ap.error("--train and --dev are required")
+    work.mkdir(parents=True, exist_ok=True)
+    info = prepare(args.train, args.dev, args.sentences, work)
+    nx = neurox_python(work)
+    ours = Path(sys.executable)
+    r = {
+        name: measure(name, nx if name.endswith("neurox") else ours, work, args.threads, args.repeats)
+        for name in WORKERS
+    }
+    ratios = {
+        "probe_fit_neurox_over_fast": r["probe-neurox"]["fit_s"] / r["probe-fast"]["fit_s"],
+        "probe_fit_neurox_over_paper": r["probe-neurox"]["fit_s"] / r["probe-paper"]["fit_s"],
+        "probe_dev_fast_minus_neurox": r["probe-fast"]["dev"] - r["probe-neurox"]["dev"],
+        "rank_neurox_over_paper_ranking": r["probe-neurox"]["rank_s"] / max(r["probe-fast"]["rank_s"], 1e-9),
+        "cluster_neurox_one_threshold_over_our_sweep": r["cluster-neurox"]["seconds"]
+        / r["cluster-ours"]["seconds"],
+        "cluster_peak_rss_neurox_over_ours": r["cluster-neurox"]["peak_rss_mb"]
+        / r["cluster-ours"]["peak_rss_mb"],
+    }
+    print(
+        json.dumps(
+            {
+                "data": info,
+                "threads": args.threads,
+                "repeats": args.repeats,
+                "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                "results": r,
+                "ratios": {k: round(v, 3) for k, v in ratios.items()},
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
