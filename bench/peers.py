@@ -75,6 +75,12 @@ def prepare(train: str, dev: str, sentences: int, work: Path) -> dict:
     keep = task.dev.y >= 0  # dev labels unseen in train are left out on both sides
     np.save(data / "X_dev.npy", np.ascontiguousarray(task.X_dev[keep], dtype=np.float32))
     np.save(data / "y_dev.npy", task.dev.y[keep].astype(np.int64))
+    from redundancy.data import load_task
+
+    sents = load_task(task.train.store.manifest.task, "train", max_items=sentences or None).items
+    (data / "corpus.txt").write_text("".join(" ".join(x.words) + "\n" for x in sents))
+    (data / "corpus.json").write_text(json.dumps([list(x.words) for x in sents]))
+    (data / "task.txt").write_text(task.train.store.manifest.task)
     m = task.train.store.manifest
     return {
         "model": m.model,
@@ -184,6 +190,51 @@ def _our_cluster(work: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "thresholds": len(points), "clusters_at_0.3": at.n_clusters}
 
 
+def _neurox_extract(work: Path, model: str) -> dict:
+    _shim_np_int()
+    from neurox.data.extraction import transformers_extractor
+
+    out = work / "neurox.hdf5"
+    t0 = time.perf_counter()
+    transformers_extractor.extract_representations(
+        model, str(work / "data" / "corpus.txt"), str(out), aggregation="average", device="cpu"
+    )
+    seconds = time.perf_counter() - t0
+    out.unlink()
+    return {"seconds": seconds}
+
+
+def _our_extract(work: Path, model: str) -> dict:
+    from redundancy.data import load_task
+    from redundancy.extract import ExtractConfig, extract
+
+    n = len(json.loads((work / "data" / "corpus.json").read_text()))
+    t0 = time.perf_counter()
+    task = (work / "data" / "task.txt").read_text()
+    data = load_task(task, "train", max_items=n)  # reading the data is part of the work
+    res = extract(data, model, work / "ours-store", ExtractConfig(aggregation="mean"), overwrite=True)
+    return {"seconds": time.perf_counter() - t0, "words": res.n_items}
+
+
+def _bare_extract(work: Path, model: str) -> dict:
+    """The limit: tokenize and run the model on length-sorted batches of 32, keeping nothing."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    sentences = json.loads((work / "data" / "corpus.json").read_text())
+    tok = AutoTokenizer.from_pretrained(model)
+    net = AutoModel.from_pretrained(model).eval()
+    t0 = time.perf_counter()
+    lengths = [len(ids) for ids in tok(sentences, is_split_into_words=True)["input_ids"]]
+    order = sorted(range(len(sentences)), key=lambda i: -lengths[i])
+    with torch.inference_mode():
+        for i in range(0, len(order), 32):
+            batch = [sentences[j] for j in order[i : i + 32]]
+            enc = tok(batch, is_split_into_words=True, padding=True, truncation=True, return_tensors="pt")
+            net(**enc, output_hidden_states=True)
+    return {"seconds": time.perf_counter() - t0}
+
+
 WORKERS = {
     "probe-neurox": _neurox_probe,
     "probe-fast": lambda w: _our_probe(w, "fast"),
@@ -192,13 +243,18 @@ WORKERS = {
     "cluster-neurox": _neurox_cluster,
     "cluster-ours": _our_cluster,
 }
+MODEL_WORKERS = {
+    "extract-neurox": _neurox_extract,
+    "extract-ours": _our_extract,
+    "extract-bare": _bare_extract,
+}
 
 
-def _worker(name: str, work: Path, threads: int) -> None:
+def _worker(name: str, work: Path, threads: int, model: str | None) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    out = WORKERS[name](work)
+    out = MODEL_WORKERS[name](work, model) if name in MODEL_WORKERS else WORKERS[name](work)
     out["peak_rss_mb"] = _peak_rss_mb()
     print(json.dumps(out))
 
@@ -218,17 +274,28 @@ def _peak_rss_mb() -> float:
 # ------------------------------------------------------------------ driver
 
 
-def measure(name: str, python: Path, work: Path, threads: int, repeats: int) -> dict:
-    """``repeats`` runs of one worker, each its own process; the fastest run's record."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+def measure(name: str, python: Path, work: Path, threads: int, repeats: int, model: str = "") -> dict:
+    """``repeats`` runs of one worker, each its own process; the fastest run's record. ``process_s``
+    is the whole process (start-up, imports, reading, writing) as the driver saw it."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1")
     runs = []
     for _ in range(repeats):
         cmd = [str(python), __file__, "--worker", name, "--work", str(work), "--threads", str(threads)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        t0 = time.perf_counter()
+        proc = subprocess.run([*cmd, "--model", model], capture_output=True, text=True, env=env, check=False)
+        wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
-        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    key = "fit_s" if "fit_s" in runs[0] else "rank_s" if "rank_s" in runs[0] else "seconds"
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]) | {"process_s": wall})
+    key = (
+        "process_s"
+        if name in MODEL_WORKERS
+        else "fit_s"
+        if "fit_s" in runs[0]
+        else "rank_s"
+        if "rank_s" in runs[0]
+        else "seconds"
+    )
     best = min(runs, key=lambda r: r[key])
     best["runs"] = [round(r[key], 3) for r in runs]
     return best
@@ -242,11 +309,12 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--model", default="", help="model folder (default: the train store's model)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.work).resolve()
     if args.worker:
-        _worker(args.worker, work, args.threads)
+        _worker(args.worker, work, args.threads, args.model or None)
         return
     if not (args.train and args.dev):
         ap.error("--train and --dev are required")
@@ -254,11 +322,19 @@ def main() -> None:
     info = prepare(args.train, args.dev, args.sentences, work)
     nx = neurox_python(work)
     ours = Path(sys.executable)
+    from redundancy.extract import resolve_model
+
+    model = args.model or str(resolve_model(info["model"]).path)
     r = {
-        name: measure(name, nx if name.endswith("neurox") else ours, work, args.threads, args.repeats)
-        for name in WORKERS
+        n: measure(n, nx if n.endswith("neurox") else ours, work, args.threads, args.repeats, model)
+        for n in [*MODEL_WORKERS, *WORKERS]
     }
+    bare = r["extract-bare"]["seconds"]
     ratios = {
+        "extract_whole_process_ours_over_bare_forward": bare / r["extract-ours"]["process_s"],
+        "extract_in_process_ours_over_bare_forward": bare / r["extract-ours"]["seconds"],
+        "extract_whole_process_neurox_over_ours": r["extract-neurox"]["process_s"]
+        / r["extract-ours"]["process_s"],
         "probe_fit_neurox_over_fast": r["probe-neurox"]["fit_s"] / r["probe-fast"]["fit_s"],
         "probe_fit_neurox_over_paper": r["probe-neurox"]["fit_s"] / r["probe-paper"]["fit_s"],
         "probe_dev_fast_minus_neurox": r["probe-fast"]["dev"] - r["probe-neurox"]["dev"],

@@ -261,3 +261,27 @@ def test_cap_validation(tmp_path):
         load_task("sst2", "test", tmp_path, max_tokens=10)
     data = load_task("chunking", "test", tmp_path, max_tokens=2)
     assert len(data.items) == 1 and data.n_items == 2
+
+
+def test_capped_conllu_reads_only_what_the_cap_needs(tmp_path):
+    """A capped read of a whole-file CoNLL-U split streams: it keeps what reading everything and then
+    capping keeps, and stops at the first sentence past the cap (a broken line after it is not read)."""
+    good = [GOOD_CONLLU.replace("Hello", f"W{i}") for i in range(5)]
+    broken = "\n".join([conllu_line(1, "bad", n=9), ""]) + "\n"
+    write(tmp_path, EWT, "\n".join(good))
+    full = load_task("pos", "dev", tmp_path)
+    for kw, n in (({"max_tokens": 5}, 2), ({"max_items": 3}, 3), ({"max_tokens": 100, "max_items": 4}, 4)):
+        capped = load_task("pos", "dev", tmp_path, **kw)
+        assert capped.items == full.items[:n] and len(capped.notes) == 1
+    write(tmp_path, EWT, "\n".join([*good[:3], broken, *good[3:]]))
+    assert len(load_task("pos", "dev", tmp_path, max_items=3).items) == 3  # stops before the broken line
+    with pytest.raises(DataFormatError, match="expected 10 tab-separated"):
+        load_task("pos", "dev", tmp_path, max_items=4)  # reaches it
+    with pytest.raises(DataFormatError, match="expected 10 tab-separated"):
+        load_task("pos", "dev", tmp_path)
+    write(tmp_path, EWT, "# only a comment\n\n")
+    with pytest.raises(DataFormatError, match="no sentences"):
+        load_task("pos", "dev", tmp_path, max_items=2)
+    with pytest.raises(ValueError, match="keeps no sentence"):
+        write(tmp_path, EWT, good[0])
+        load_task("pos", "dev", tmp_path, max_tokens=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,7 +14,7 @@ from ._datadir import cache_data_dir, resolve_data_dir
 from ._fetch import fetch_hint
 from ._readers import file_sha256, read_text_items
 from ._registry import DEFAULT_SEED, UnknownSplitError, _source, get_task
-from ._types import SentenceExample, TaskData, TaskSpec, TokenSentence
+from ._types import DataFormatError, SentenceExample, TaskData, TaskSpec, TokenSentence
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,40 @@ def _apply_caps(
     return kept, notes
 
 
+def _read_capped(
+    stream: Iterable[Item], path: Path, level: str, max_tokens: int | None, max_items: int | None
+) -> tuple[list[Item], list[str]]:
+    """The caps of :func:`_apply_caps` applied while reading: the file is read (and checked) only up to
+    the first item past a cap, so lines after it are neither parsed nor checked. The kept items are
+    the same as reading the whole file and capping; the notes say the rest was not read."""
+    kept: list[Item] = []
+    total = 0
+    notes: list[str] = []
+    for item in stream:
+        if max_tokens is not None:
+            n_words = len(item.words)  # type: ignore[union-attr]
+            if total + n_words > max_tokens:
+                if not kept:
+                    raise ValueError(
+                        f"max_tokens={max_tokens} keeps no sentence (the first has {n_words} words)"
+                    )
+                notes.append(
+                    f"max_tokens={max_tokens}: kept the first {len(kept)} sentences ({total} words); the "
+                    "sentence crossing the cap and the rest of the file were not kept (nor read)"
+                )
+                break
+            total += n_words
+        kept.append(item)
+        if max_items is not None and len(kept) == max_items:  # stop before reading any further
+            notes.append(
+                f"max_items={max_items}: kept the first {max_items} items; the rest of the file was not read"
+            )
+            break
+    if not kept:
+        raise DataFormatError(path, None, "no sentences found (empty file?)")
+    return kept, notes
+
+
 def _reindex(items: Sequence[Item]) -> tuple[Item, ...]:
     return tuple(
         item if item.index == i else dataclasses.replace(item, index=i) for i, item in enumerate(items)
@@ -156,6 +190,19 @@ def load_task(
     plan = source.splits[split]
     path = _locate(spec, plan.file, split, data_dir)
     logger.info("reading %s/%s from %s", name, split, path)
+    capped = max_tokens is not None or max_items is not None
+    if plan.part == "all" and capped and source.stream is not None:
+        kept, cap_notes = _read_capped(source.stream(path), path, spec.level, max_tokens, max_items)
+        out = _reindex(kept)
+        return TaskData(
+            spec=spec,
+            split=split,
+            items=out,
+            files={str(path.resolve()): file_sha256(path)},
+            labels=_label_set(spec, out),
+            notes=tuple(cap_notes),
+            seed=None,
+        )
     items = source.read(path)
     notes: list[str] = []
     used_seed = None

@@ -69,12 +69,21 @@ def read_conllu(path: str | Path, column: str = "xpos") -> list[TokenSentence]:
 
     Comment lines, multiword-token ranges (``3-4``) and empty nodes (``8.1``) are skipped. Each sentence block
     is checked line by line (10 tab-separated columns, valid IDs, word IDs 1..n in order, no ``_`` label) and
-    then handed to the ``conllu`` parser.
+    then handed to the ``conllu`` parser. A file without sentences is an error.
     """
+    path = Path(path)
+    sentences = list(iter_conllu(path, column))
+    _require_items(path, sentences, "sentences")
+    return sentences
+
+
+def iter_conllu(path: str | Path, column: str = "xpos") -> Iterator[TokenSentence]:
+    """The sentences of :func:`read_conllu` one at a time, read and checked as they are reached: a
+    caller that stops early (a cap on the words) reads and parses only that much of the file."""
     if column not in ("upos", "xpos"):
         raise ValueError(f"column must be 'upos' or 'xpos', not {column!r}")
     path = Path(path)
-    sentences: list[TokenSentence] = []
+    n = 0
     for block in _iter_blocks(path):
         token_lines = [(n, line) for n, line in block if not line.startswith("#")]
         if not token_lines:
@@ -114,17 +123,10 @@ def read_conllu(path: str | Path, column: str = "xpos") -> list[TokenSentence]:
             labels.append(label)
         if not words:
             raise DataFormatError(path, token_lines[0][0], "sentence has no words (only ranges/empty nodes)")
-        sentences.append(
-            TokenSentence(
-                index=len(sentences),
-                words=tuple(words),
-                labels=tuple(labels),
-                source=str(path),
-                line=token_lines[0][0],
-            )
+        yield TokenSentence(
+            index=n, words=tuple(words), labels=tuple(labels), source=str(path), line=token_lines[0][0]
         )
-    _require_items(path, sentences, "sentences")
-    return sentences
+        n += 1
 
 
 # ----------------------------------------------------------------------------------------- column files

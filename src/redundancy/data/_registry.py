@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-from ._readers import read_conll_columns, read_conllu, read_glue_tsv
+from ._readers import iter_conllu, read_conll_columns, read_conllu, read_glue_tsv
 from ._types import TaskSpec
 
 DEFAULT_SEED = 7361
@@ -40,11 +40,13 @@ class _Split:
 
 @dataclass(frozen=True)
 class _Source:
-    """How to read a task: a reader taking a path, and the split plan."""
+    """How to read a task: a reader taking a path, and the split plan; ``stream`` (optional) yields
+    the reader's items one at a time, so a capped read of a whole-file split stops early."""
 
     read: Callable[[Path], list]
     splits: Mapping[str, _Split]
     order: Literal["original", "shuffled"] = "original"  # item order inside carved splits
+    stream: Callable[[Path], Iterable] | None = None
 
 
 _TASKS: dict[str, TaskSpec] = {}
@@ -66,7 +68,7 @@ for _name, _col, _desc in (
 ):
     _add(
         TaskSpec(_name, "token", "class", "accuracy", ("train", "dev", "test"), _desc, _EWT),
-        _Source(partial(read_conllu, column=_col), _EWT_SPLITS),
+        _Source(partial(read_conllu, column=_col), _EWT_SPLITS, stream=partial(iter_conllu, column=_col)),
     )
 
 _add(
