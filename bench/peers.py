@@ -1,9 +1,13 @@
 """Side by side with NeuroX 1.0.9 (the paper's authors' toolkit, PyPI ``neurox``): the same activations,
 threads and recipe, each measurement its own process, the minimum of ``--repeats`` runs, peak RSS.
 
-Measured now (the rest of issue [F]'s list -- extraction, all-mpnet-base-v2, the matrix-product peak --
-is not here yet):
+Measured now (the rest of issue [F]'s list -- 150,000 words, all-mpnet-base-v2, the matrix-product
+peak -- is not here yet):
 
+* **extraction** of the sentences' every hidden state (mean of subwords): NeuroX
+  ``transformers_extractor.extract_representations`` (HDF5) vs ``redundancy.extract.extract`` (reading the
+  CoNLL-U data included) vs a bare length-sorted ``transformers`` forward loop, batches of 32 (the limit);
+  whole-process times as the driver sees them, and in-process times;
 * **one probe on all neurons**: NeuroX ``linear_probe.train_logistic_regression_probe`` (its defaults:
   Adam lr 1e-3, batch 32, 10 epochs; λ1 = λ2 = 1e-5 as the paper) vs ``ElasticNetProbe`` with both solvers;
   fit time and dev accuracy (NeuroX's ``evaluate_probe``; ours ``score``);
@@ -205,14 +209,17 @@ def _neurox_extract(work: Path, model: str) -> dict:
 
 
 def _our_extract(work: Path, model: str) -> dict:
+    import shutil
+
     from redundancy.data import load_task
     from redundancy.extract import ExtractConfig, extract
 
     n = len(json.loads((work / "data" / "corpus.json").read_text()))
+    shutil.rmtree(work / "ours-store", ignore_errors=True)  # a complete store would make it a no-op
     t0 = time.perf_counter()
     task = (work / "data" / "task.txt").read_text()
     data = load_task(task, "train", max_items=n)  # reading the data is part of the work
-    res = extract(data, model, work / "ours-store", ExtractConfig(aggregation="mean"), overwrite=True)
+    res = extract(data, model, work / "ours-store", ExtractConfig(aggregation="mean"))
     return {"seconds": time.perf_counter() - t0, "words": res.n_items}
 
 
