@@ -402,6 +402,7 @@ def _ablate(job: _Job, a: _Analysis) -> list[Path]:
         mode=c.ablate.mode,
         seed=c.seed,
         config=c.extract.extract_config(job.compute.threads, job.compute.device),
+        progress=job.progress,
     )
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "ablate.json", result.to_dict())

@@ -500,6 +500,8 @@ def _global_order(
     if ranking not in RANKING_METHODS:
         raise ValueError(f"ranking must be one of {RANKING_METHODS}, got {ranking!r}")
     if ranking in WEIGHT_RANKINGS:
+        if neuron_order is not None:
+            logger.warning("neuron_order is not used with ranking=%r (the probes' own weights rank)", ranking)
         return None, None
     if neuron_order is not None:
         order = np.asarray(neuron_order, dtype=np.int64)
