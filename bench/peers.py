@@ -1,8 +1,8 @@
 """Side by side with NeuroX 1.0.9 (the paper's authors' toolkit, PyPI ``neurox``): the same activations,
 threads and recipe, each measurement its own process, the minimum of ``--repeats`` runs, peak RSS.
 
-Measured now (the rest of issue [F]'s list -- 150,000 words, all-mpnet-base-v2, the matrix-product
-peak -- is not here yet):
+Measured now (the rest of issue [F]'s list -- 150,000 words, all-mpnet-base-v2, the statistics pass
+against the matrix-product peak -- is not here yet):
 
 * **extraction** of the sentences' every hidden state (mean of subwords): NeuroX
   ``transformers_extractor.extract_representations`` (HDF5) vs ``redundancy.extract.extract`` (reading the
@@ -13,6 +13,9 @@ peak -- is not here yet):
   fit time and dev accuracy (NeuroX's ``evaluate_probe``; ours ``score``);
 * **neuron ranking** from that probe: NeuroX ``get_neuron_ordering`` (search stride 1000, as the paper)
   vs ``redundancy.select.rank_neurons(..., "paper")``, and our group-lasso path ranking;
+* **the probe family against the machine** (``family-peak``): the probe stage's layer family on the whole
+  train store, its achieved GFLOP/s against torch's float32 matrix product (square 2,048, and the family's
+  own per-step shape);
 * **correlation clustering**: NeuroX ``clustering.create_correlation_clusters`` at one threshold (0.3) vs
   our one-pass statistics + average linkage + the whole 21-threshold sweep (``redundancy.general``).
 
@@ -85,6 +88,7 @@ def prepare(train: str, dev: str, sentences: int, work: Path) -> dict:
     (data / "corpus.txt").write_text("".join(" ".join(x.words) + "\n" for x in sents))
     (data / "corpus.json").write_text(json.dumps([list(x.words) for x in sents]))
     (data / "task.txt").write_text(task.train.store.manifest.task)
+    (data / "stores.json").write_text(json.dumps({"train": str(train), "dev": str(dev)}))
     m = task.train.store.manifest
     return {
         "model": m.model,
@@ -242,6 +246,63 @@ def _bare_extract(work: Path, model: str) -> dict:
     return {"seconds": time.perf_counter() - t0}
 
 
+def _matmul_gflops(m: int, k: int, n: int, repeats: int = 5) -> float:
+    """torch's float32 matrix-product speed (the BLAS the probes use) on an (m, k) @ (k, n) product."""
+    import torch
+
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * m * k * n / best / 1e9
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _family_peak(work: Path) -> dict:
+    """The probe stage's layer family (one probe per layer + incremental probes, as ``layer_probes``)
+    on the whole train store: its achieved GFLOP/s against torch's own matrix-product speed on the
+    family's largest per-step product and on a square 2,048 product."""
+    from redundancy.probe import ElasticNetProbe, fit_probe_family, load_probe_task
+    from redundancy.probe._fast import _layout  # bench code may read the solver's layout
+
+    stores = json.loads((work / "data" / "stores.json").read_text())
+    task = load_probe_task(stores["train"], stores["dev"])
+    L, h, D = task.n_layers, task.hidden, task.n_neurons
+    ranges = [[(i * h, (i + 1) * h)] for i in range(L)] + [[(0, (i + 1) * h)] for i in range(1, L)]
+    probe = ElasticNetProbe()
+    K = len(np.unique(task.train.y))
+    t0 = time.perf_counter()
+    fitted = fit_probe_family(probe, task.X_train, task.train.y, ranges, task.X_dev, task.dev.y)
+    seconds = time.perf_counter() - t0
+    lay = _layout(ranges, D)
+    width_members = sum((b - a) * len(m) for (a, b), m in zip(lay.bounds, lay.members, strict=True))
+    settings = fitted[0].solver_settings_
+    batch = int(settings["batch_size"])
+    steps = max(int(p.n_iter_) for p in fitted)
+    n = task.X_train.shape[0]
+    rows = min(steps * batch, int(np.ceil(steps * batch / n) * n))  # rows pushed through, about
+    evals = len(fitted[0].history_) if hasattr(fitted[0], "history_") else 0
+    flops = 4 * rows * K * width_members + 2 * evals * task.X_dev.shape[0] * K * width_members
+    achieved = flops / seconds / 1e9
+    shape_peak = _matmul_gflops(batch, D, max(len(m) for m in lay.members) * K)
+    square_peak = _matmul_gflops(2048, 2048, 2048)
+    return {
+        "seconds": seconds,
+        "probes": len(ranges),
+        "steps": steps,
+        "batch": batch,
+        "gflop": flops / 1e9,
+        "achieved_gflops": achieved,
+        "matmul_gflops_family_shape": shape_peak,
+        "matmul_gflops_square_2048": square_peak,
+        "share_of_square_peak": achieved / square_peak,
+    }
+
+
 WORKERS = {
     "probe-neurox": _neurox_probe,
     "probe-fast": lambda w: _our_probe(w, "fast"),
@@ -249,6 +310,7 @@ WORKERS = {
     "rank-path": _our_path,
     "cluster-neurox": _neurox_cluster,
     "cluster-ours": _our_cluster,
+    "family-peak": _family_peak,
 }
 MODEL_WORKERS = {
     "extract-neurox": _neurox_extract,
