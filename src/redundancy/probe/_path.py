@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._fast import BETA1, BETA2, EPS, _initial_bias, activations_tensor, column_stats
+from ._fast import BETA1, BETA2, EPS, _adam, _initial_bias, activations_tensor, column_stats
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def fit_path(
                 gW.add_(W, alpha=l2)
             step += 1
             c1, c2 = 1.0 - BETA1**step, 1.0 - BETA2**step
-            _adam_step(bias, G.sum(0), mb, vb, lr, c1, c2)
+            _adam(bias, G.sum(0), mb, vb, lr, c1, c2, 1.0, 0.0)
             norms = _prox_step(W, gW, mW, vW, lr, c1, c2, float(lam), group)
             if progress is not None:
                 progress(step, total)
@@ -181,26 +181,17 @@ def fit_path(
     )
 
 
-def _adam_step(p, g, m, v, lr, c1, c2) -> None:
-    m.mul_(BETA1).add_(g, alpha=1 - BETA1)
-    v.mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
-    p.sub_((m / c1).div_((v / c2).sqrt_().add_(EPS)).mul_(lr))
-
-
 def _prox_step(W, g, m, v, lr, c1, c2, lam: float, group: bool) -> np.ndarray:
     """One Adam step of ``W`` and the proximal step of the penalty ``lam``; returns each row's
     norm afterwards (L2 for the group lasso, L1 for the lasso)."""
+    if not group:  # the lasso: the fast solver's Adam step with its proximal L1 step
+        _adam(W, g, m, v, lr, c1, c2, 1.0, lam)
+        return W.abs().sum(dim=1).double().numpy()
     m.mul_(BETA1).add_(g, alpha=1 - BETA1)
     v.mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
-    if group:
-        denom = (v / c2).mean(dim=1, keepdim=True).sqrt_().add_(EPS)  # one metric per group
-        W.sub_((m / c1).div_(denom).mul_(lr))
-        norm = W.norm(dim=1, keepdim=True)
-        scale = (1.0 - lr * lam / (denom * norm.clamp(min=1e-30))).clamp_(min=0.0)
-        W.mul_(scale)
-        return (norm * scale).squeeze(1).double().numpy()
-    denom = (v / c2).sqrt_().add_(EPS)
+    denom = (v / c2).mean(dim=1, keepdim=True).sqrt_().add_(EPS)  # one metric per group
     W.sub_((m / c1).div_(denom).mul_(lr))
-    thr = (lr * lam) / denom
-    W.copy_(W.sign() * (W.abs() - thr).clamp_(min=0.0))
-    return W.abs().sum(dim=1).double().numpy()
+    norm = W.norm(dim=1, keepdim=True)
+    scale = (1.0 - lr * lam / (denom * norm.clamp(min=1e-30))).clamp_(min=0.0)
+    W.mul_(scale)
+    return (norm * scale).squeeze(1).double().numpy()
