@@ -191,34 +191,25 @@ def load_task(
     path = _locate(spec, plan.file, split, data_dir)
     logger.info("reading %s/%s from %s", name, split, path)
     capped = max_tokens is not None or max_items is not None
-    if plan.part == "all" and capped and source.stream is not None:
-        kept, cap_notes = _read_capped(source.stream(path), path, spec.level, max_tokens, max_items)
-        out = _reindex(kept)
-        return TaskData(
-            spec=spec,
-            split=split,
-            items=out,
-            files={str(path.resolve()): file_sha256(path)},
-            labels=_label_set(spec, out),
-            notes=tuple(cap_notes),
-            seed=None,
-        )
-    items = source.read(path)
     notes: list[str] = []
     used_seed = None
-    if plan.part != "all":
-        seed = used_seed = DEFAULT_SEED if seed is None else seed
-        train_idx, dev_idx = carve_train_dev(len(items), seed)
-        chosen = train_idx if plan.part == "train" else dev_idx
-        if source.order == "original":
-            chosen = sorted(chosen)
-        n_all = len(items)
-        items = [items[i] for i in chosen]
-        notes.append(
-            f"{plan.part} carved from {plan.file} with seed {seed}: {len(items)} of {n_all} items "
-            f"({'file' if source.order == 'original' else 'shuffled'} order)"
-        )
-    kept, cap_notes = _apply_caps(items, spec.level, max_tokens, max_items)
+    if plan.part == "all" and capped and source.stream is not None:
+        kept, cap_notes = _read_capped(source.stream(path), path, spec.level, max_tokens, max_items)
+    else:
+        items = source.read(path)
+        if plan.part != "all":
+            seed = used_seed = DEFAULT_SEED if seed is None else seed
+            train_idx, dev_idx = carve_train_dev(len(items), seed)
+            chosen = train_idx if plan.part == "train" else dev_idx
+            if source.order == "original":
+                chosen = sorted(chosen)
+            n_all = len(items)
+            items = [items[i] for i in chosen]
+            notes.append(
+                f"{plan.part} carved from {plan.file} with seed {seed}: {len(items)} of {n_all} items "
+                f"({'file' if source.order == 'original' else 'shuffled'} order)"
+            )
+        kept, cap_notes = _apply_caps(items, spec.level, max_tokens, max_items)
     notes.extend(cap_notes)
     out = _reindex(kept)
     return TaskData(
