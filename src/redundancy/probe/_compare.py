@@ -9,7 +9,7 @@ import numpy as np
 
 from .._progress import Progress
 from ._estimator import ElasticNetProbe
-from ._experiments import curve, curve_rows, scores_curve, seed_spread
+from ._experiments import curve, curve_rows, mean_dev, random_orders, scores_curve, seed_spread
 from ._rankings import ablated_scores
 from ._results import ControlsResult, CurveResult, MinimalSetResult, ProbeResult, RankingControls
 from ._task import ProbeTask
@@ -29,7 +29,7 @@ def top_curves(
 def choose_ranking(setting: str, tops: Mapping[str, list[ProbeResult]]) -> tuple[str, dict]:
     """The ranking to use and why: ``setting`` itself, or for ``"auto"`` the ranking whose top-k
     probes have the highest mean dev score over the sizes (test plays no part)."""
-    scores = {m: float(np.mean([r.dev_score for r in rows])) for m, rows in tops.items()}
+    scores = {m: mean_dev(rows) for m, rows in tops.items()}
     if setting != "auto":
         reason = f"ranking = {setting!r} was asked for"
         return setting, {"setting": setting, "method": setting, "reason": reason, "scores": scores}
@@ -41,11 +41,6 @@ def choose_ranking(setting: str, tops: Mapping[str, list[ProbeResult]]) -> tuple
         f"{', '.join(map(str, sizes))} ({100 * scores[best]:.1f}; {others})"
     )
     return best, {"setting": "auto", "method": best, "reason": reason, "scores": scores}
-
-
-def _permutations(task: ProbeTask, n_random: int, random_state: int) -> tuple[list[int], list[np.ndarray]]:
-    seeds = [random_state + 1000 + r for r in range(n_random)]
-    return seeds, [np.random.default_rng(s).permutation(task.n_neurons) for s in seeds]
 
 
 def _ablation_curve(
@@ -90,7 +85,7 @@ def ranking_controls(
     sizes = tuple(sorted({int(k) for k in sizes}))
     all_sizes = tuple(sorted(set(sizes) | ({minimal.k} if minimal.found else set())))
     extra = [k for k in all_sizes if k not in sizes]
-    rand_seeds, perms = _permutations(task, n_random, random_state)
+    rand_seeds, perms = random_orders(task.n_neurons, n_random, random_state)
     random = curve(
         "random",
         all_sizes,
@@ -119,7 +114,7 @@ def ranking_controls(
             if abl_sizes
             else None
         )
-        score = float(np.mean([r.dev_score for r in tops[m]]))
+        score = mean_dev(tops[m])
         per_ranking.append(
             RankingControls(m, top_c, bottom_c, score, abl, float((seconds or {}).get(m, 0.0)))
         )

@@ -292,6 +292,18 @@ def seed_spread(
     )
 
 
+def random_orders(n_neurons: int, n_random: int, random_state: int) -> tuple[list[int], list[np.ndarray]]:
+    """The controls' random neuron orders: one permutation per seed ``random_state + 1000 + r``
+    (their prefixes are the random k-sets, so each draw's sizes nest and train as one family)."""
+    seeds = [random_state + 1000 + r for r in range(n_random)]
+    return seeds, [np.random.default_rng(s).permutation(n_neurons) for s in seeds]
+
+
+def mean_dev(rows: Sequence[ProbeResult]) -> float:
+    """Mean dev score of a curve's probes: the score ``ranking="auto"`` compares rankings by."""
+    return float(np.mean([r.dev_score for r in rows]))
+
+
 def neuron_controls(
     task: ProbeTask,
     probe: ElasticNetProbe,
@@ -317,11 +329,11 @@ def neuron_controls(
     top = curve("top", sizes, seed, [top_rows], has_test)
     bottom_rows = curve_rows(task, probe, ranking[::-1].copy(), sizes, "bottom", progress)
     bottom = curve("bottom", sizes, seed, [bottom_rows], has_test)
-    rand_seeds = [random_state + 1000 + r for r in range(n_random)]
-    rows = []
-    for s in rand_seeds:
-        perm = np.random.default_rng(s).permutation(task.n_neurons)
-        rows.append(curve_rows(task, probe, perm, sizes, f"random-s{s}", progress))
+    rand_seeds, perms = random_orders(task.n_neurons, n_random, random_state)
+    rows = [
+        curve_rows(task, probe, p, sizes, f"random-s{s}", progress)
+        for s, p in zip(rand_seeds, perms, strict=True)
+    ]
     random = curve("random", sizes, rand_seeds, rows, has_test)
     spread = None
     if probe_seeds > 0:

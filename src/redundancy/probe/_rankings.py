@@ -199,11 +199,11 @@ def ablated_scores(
     Z = Z.reshape(X.shape[0], -1)
     out = []
     for cols in column_sets:
-        cols = np.asarray(cols, dtype=np.int64)
-        Xc = select_columns(X, np.sort(cols)).astype(np.float64)
+        cols = np.sort(np.asarray(cols, dtype=np.int64))
+        Xc = select_columns(X, cols).astype(np.float64)
         if mode == "mean":
-            Xc = Xc - probe.mean_[np.sort(cols)]
-        z = Z - Xc @ W[np.sort(cols)]
+            Xc = Xc - probe.mean_[cols]
+        z = Z - Xc @ W[cols]
         pred = z[:, 0] if probe.classes_ is None else z.argmax(axis=1)
         out.append(float(split_scores(task, split, pred)[task.metric]))
     return out
