@@ -1,13 +1,14 @@
 """Side by side with NeuroX 1.0.9 (the paper's authors' toolkit, PyPI ``neurox``): the same activations,
 threads and recipe, each measurement its own process, the minimum of ``--repeats`` runs, peak RSS.
 
-Measured now (the rest of issue [F]'s list -- 150,000 words, all-mpnet-base-v2, the statistics pass
-against the matrix-product peak -- is not here yet):
+Measured, for the model of the stores given (run it once per model: all-MiniLM-L6-v2 and
+all-mpnet-base-v2, the paper's 9,984 neurons):
 
 * **extraction** of the sentences' every hidden state (mean of subwords): NeuroX
   ``transformers_extractor.extract_representations`` (HDF5) vs ``redundancy.extract.extract`` (reading the
   CoNLL-U data included) vs a bare length-sorted ``transformers`` forward loop, batches of 32 (the limit);
-  whole-process times as the driver sees them, and in-process times;
+  whole-process times as the driver sees them, and in-process times; on the first ``--sentences``
+  train sentences and on the first ``--words`` train words (whole sentences, as the job's cap);
 * **one probe on all neurons**: NeuroX ``linear_probe.train_logistic_regression_probe`` (its defaults:
   Adam lr 1e-3, batch 32, 10 epochs; λ1 = λ2 = 1e-5 as the paper) vs ``ElasticNetProbe`` with both solvers;
   fit time and dev accuracy (NeuroX's ``evaluate_probe``; ours ``score``);
@@ -16,6 +17,8 @@ against the matrix-product peak -- is not here yet):
 * **the probe family against the machine** (``family-peak``): the probe stage's layer family on the whole
   train store, its achieved GFLOP/s against torch's float32 matrix product (square 2,048, and the family's
   own per-step shape);
+* **the statistics pass against the machine** (``stats-peak``): ``NeuronStats`` over the prepared train
+  rows (float64 Gram matrix and the CKA terms) against numpy's float64 ``Z.T @ Z`` on the same chunk;
 * **correlation clustering**: NeuroX ``clustering.create_correlation_clusters`` at one threshold (0.3) vs
   our one-pass statistics + average linkage + the whole 21-threshold sweep (``redundancy.general``).
 
@@ -28,8 +31,8 @@ uses ``np.int``, removed in numpy 1.24 (it is imported with the module; this ben
 The activations are the first ``--sentences`` train sentences of a store (default 2,000) and the whole
 dev store, written once as ``.npy`` files in WORK that both sides read.
 
-Usage: ``python bench/peers.py --train DIR --dev DIR [--work DIR] [--sentences 2000] [--threads 2]
-[--repeats 2]``; prints one JSON object with every measurement and the ratios.
+Usage: ``python bench/peers.py --train DIR --dev DIR [--work DIR] [--sentences 2000] [--words 150000]
+[--threads 2] [--repeats 2]``; prints one JSON object with every measurement and the ratios.
 """
 
 from __future__ import annotations
@@ -68,8 +71,15 @@ def neurox_python(work: Path) -> Path:
     return py
 
 
-def prepare(train: str, dev: str, sentences: int, work: Path) -> dict:
-    """Write the first ``sentences`` train sentences' activations and all of dev as .npy (float32)."""
+def _write_corpus(data: Path, name: str, sents) -> None:
+    """The sentences as NeuroX reads them (one per line) and as ours and the bare loop read them."""
+    (data / f"corpus-{name}.txt").write_text("".join(" ".join(x.words) + "\n" for x in sents))
+    (data / f"corpus-{name}.json").write_text(json.dumps([list(x.words) for x in sents]))
+
+
+def prepare(train: str, dev: str, sentences: int, words: int, work: Path) -> dict:
+    """Write the first ``sentences`` train sentences' activations and all of dev as .npy (float32), and
+    the extraction corpora: those sentences, and the first ``words`` train words (0: none)."""
     from redundancy.probe import load_probe_task
 
     task = load_probe_task(train, dev)
@@ -84,12 +94,18 @@ def prepare(train: str, dev: str, sentences: int, work: Path) -> dict:
     np.save(data / "y_dev.npy", task.dev.y[keep].astype(np.int64))
     from redundancy.data import load_task
 
-    sents = load_task(task.train.store.manifest.task, "train", max_items=sentences or None).items
-    (data / "corpus.txt").write_text("".join(" ".join(x.words) + "\n" for x in sents))
-    (data / "corpus.json").write_text(json.dumps([list(x.words) for x in sents]))
+    name = task.train.store.manifest.task
+    sents = load_task(name, "train", max_items=sentences or None).items
+    _write_corpus(data, "sentences", sents)
+    corpora = {"sentences": {"sentences": len(sents), "words": sum(len(x.words) for x in sents)}}
+    if words:
+        sents = load_task(name, "train", max_tokens=words).items  # whole sentences, as the job's cap
+        _write_corpus(data, "words", sents)
+        corpora["words"] = {"sentences": len(sents), "words": sum(len(x.words) for x in sents)}
     (data / "task.txt").write_text(task.train.store.manifest.task)
     (data / "stores.json").write_text(json.dumps({"train": str(train), "dev": str(dev)}))
     m = task.train.store.manifest
+    (data / "info.json").write_text(json.dumps({"n_layers": task.n_layers, "hidden": task.hidden}))
     return {
         "model": m.model,
         "task": m.task,
@@ -98,6 +114,7 @@ def prepare(train: str, dev: str, sentences: int, work: Path) -> dict:
         "dev_rows": int(keep.sum()),
         "neurons": int(task.n_neurons),
         "classes": len(task.label_map.classes),
+        "extraction_corpora": corpora,
     }
 
 
@@ -198,6 +215,11 @@ def _our_cluster(work: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "thresholds": len(points), "clusters_at_0.3": at.n_clusters}
 
 
+def _corpus() -> str:
+    """The extraction corpus of this worker (``sentences`` or ``words``, see :func:`prepare`)."""
+    return os.environ.get("PEERS_CORPUS", "sentences")
+
+
 def _neurox_extract(work: Path, model: str) -> dict:
     _shim_np_int()
     from neurox.data.extraction import transformers_extractor
@@ -205,7 +227,7 @@ def _neurox_extract(work: Path, model: str) -> dict:
     out = work / "neurox.hdf5"
     t0 = time.perf_counter()
     transformers_extractor.extract_representations(
-        model, str(work / "data" / "corpus.txt"), str(out), aggregation="average", device="cpu"
+        model, str(work / "data" / f"corpus-{_corpus()}.txt"), str(out), aggregation="average", device="cpu"
     )
     seconds = time.perf_counter() - t0
     out.unlink()
@@ -218,11 +240,13 @@ def _our_extract(work: Path, model: str) -> dict:
     from redundancy.data import load_task
     from redundancy.extract import ExtractConfig, extract
 
-    n = len(json.loads((work / "data" / "corpus.json").read_text()))
+    corpus = json.loads((work / "data" / f"corpus-{_corpus()}.json").read_text())
     shutil.rmtree(work / "ours-store", ignore_errors=True)  # a complete store would make it a no-op
     t0 = time.perf_counter()
     task = (work / "data" / "task.txt").read_text()
-    data = load_task(task, "train", max_items=n)  # reading the data is part of the work
+    # reading the data is part of the work: the same first sentences, read as the job reads them
+    cap = {"max_items": len(corpus)} if _corpus() == "sentences" else {"max_tokens": sum(map(len, corpus))}
+    data = load_task(task, "train", **cap)
     res = extract(data, model, work / "ours-store", ExtractConfig(aggregation="mean"))
     return {"seconds": time.perf_counter() - t0, "words": res.n_items}
 
@@ -232,7 +256,7 @@ def _bare_extract(work: Path, model: str) -> dict:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    sentences = json.loads((work / "data" / "corpus.json").read_text())
+    sentences = json.loads((work / "data" / f"corpus-{_corpus()}.json").read_text())
     tok = AutoTokenizer.from_pretrained(model)
     net = AutoModel.from_pretrained(model).eval()
     t0 = time.perf_counter()
@@ -267,7 +291,7 @@ def _family_peak(work: Path) -> dict:
     on the whole train store: its achieved GFLOP/s against torch's own matrix-product speed on the
     family's largest per-step product and on a square 2,048 product."""
     from redundancy.probe import ElasticNetProbe, fit_probe_family, load_probe_task
-    from redundancy.probe._fast import _layout  # bench code may read the solver's layout
+    from redundancy.probe._fast import _layout, merge_cost  # bench code may read the solver's layout
 
     stores = json.loads((work / "data" / "stores.json").read_text())
     task = load_probe_task(stores["train"], stores["dev"])
@@ -278,10 +302,10 @@ def _family_peak(work: Path) -> dict:
     t0 = time.perf_counter()
     fitted = fit_probe_family(probe, task.X_train, task.train.y, ranges, task.X_dev, task.dev.y)
     seconds = time.perf_counter() - t0
-    lay = _layout(ranges, D)
-    width_members = sum((b - a) * len(m) for (a, b), m in zip(lay.bounds, lay.members, strict=True))
     settings = fitted[0].solver_settings_
     batch = int(settings["batch_size"])
+    lay = _layout(ranges, D, merge_cost(batch, K))
+    width_members = sum((b - a) * len(m) for (a, b), m in zip(lay.bounds, lay.members, strict=True))
     steps = max(int(p.n_iter_) for p in fitted)
     n = task.X_train.shape[0]
     rows = min(steps * batch, int(np.ceil(steps * batch / n) * n))  # rows pushed through, about
@@ -303,6 +327,37 @@ def _family_peak(work: Path) -> dict:
     }
 
 
+def _stats_peak(work: Path) -> dict:
+    """The general stage's one-pass statistics (``NeuronStats``: float64 Gram matrix by ``dsyrk``, plus
+    the CKA terms) over the prepared train rows, against the float64 matrix product that bounds it:
+    numpy's ``Z.T @ Z`` on the same chunk shape (the pass does half of its flops: one triangle)."""
+    from redundancy.general import NeuronStats
+
+    X, _, _, _ = _load(work)
+    info = json.loads((work / "data" / "info.json").read_text())
+    stats = NeuronStats(info["n_layers"], info["hidden"])
+    t0 = time.perf_counter()
+    stats.update(X)
+    stats.compute(correlation=True)
+    seconds = time.perf_counter() - t0
+    n, N = X.shape
+    rows = max(1, min(n, int(stats.chunk_bytes) // (8 * N)))
+    z = np.asarray(X[:rows], dtype=np.float64)
+    z.T @ z
+    best = min(_timed(lambda: z.T @ z) for _ in range(3))
+    peak = 2 * rows * N * N / best / 1e9
+    achieved = n * N * (N + 1) / seconds / 1e9  # the upper triangle's multiply-adds
+    return {
+        "seconds": seconds,
+        "rows": n,
+        "neurons": N,
+        "chunk_rows": rows,
+        "achieved_gflops": achieved,
+        "matmul_gflops_float64_chunk": peak,
+        "share_of_peak": achieved / peak,
+    }
+
+
 WORKERS = {
     "probe-neurox": _neurox_probe,
     "probe-fast": lambda w: _our_probe(w, "fast"),
@@ -311,6 +366,7 @@ WORKERS = {
     "cluster-neurox": _neurox_cluster,
     "cluster-ours": _our_cluster,
     "family-peak": _family_peak,
+    "stats-peak": _stats_peak,
 }
 MODEL_WORKERS = {
     "extract-neurox": _neurox_extract,
@@ -343,10 +399,24 @@ def _peak_rss_mb() -> float:
 # ------------------------------------------------------------------ driver
 
 
-def measure(name: str, python: Path, work: Path, threads: int, repeats: int, model: str = "") -> dict:
+def measure(
+    name: str,
+    python: Path,
+    work: Path,
+    threads: int,
+    repeats: int,
+    model: str = "",
+    corpus: str = "sentences",
+) -> dict:
     """``repeats`` runs of one worker, each its own process; the fastest run's record. ``process_s``
     is the whole process (start-up, imports, reading, writing) as the driver saw it."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1")
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        HF_HUB_OFFLINE="1",
+        PEERS_CORPUS=corpus,
+    )
     runs = []
     for _ in range(repeats):
         cmd = [str(python), __file__, "--worker", name, "--work", str(work), "--threads", str(threads)]
@@ -376,6 +446,13 @@ def main() -> None:
     ap.add_argument("--dev")
     ap.add_argument("--work", default="runs/bench-peers")
     ap.add_argument("--sentences", type=int, default=2000)
+    ap.add_argument("--words", type=int, default=150000, help="second extraction corpus (0: skip it)")
+    ap.add_argument(
+        "--only", choices=("extraction", "probes"), help="measure only the extraction rows, or only the rest"
+    )
+    ap.add_argument(
+        "--corpora", default="sentences,words", help="the extraction corpora to measure (comma-separated)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--model", default="", help="model folder (default: the train store's model)")
@@ -388,22 +465,37 @@ def main() -> None:
     if not (args.train and args.dev):
         ap.error("--train and --dev are required")
     work.mkdir(parents=True, exist_ok=True)
-    info = prepare(args.train, args.dev, args.sentences, work)
+    info = prepare(args.train, args.dev, args.sentences, args.words, work)
     nx = neurox_python(work)
     ours = Path(sys.executable)
     from redundancy.extract import resolve_model
 
     model = args.model or str(resolve_model(info["model"]).path)
-    r = {
-        n: measure(n, nx if n.endswith("neurox") else ours, work, args.threads, args.repeats, model)
-        for n in [*MODEL_WORKERS, *WORKERS]
-    }
-    bare = r["extract-bare"]["seconds"]
-    ratios = {
-        "extract_whole_process_ours_over_bare_forward": bare / r["extract-ours"]["process_s"],
-        "extract_in_process_ours_over_bare_forward": bare / r["extract-ours"]["seconds"],
-        "extract_whole_process_neurox_over_ours": r["extract-neurox"]["process_s"]
-        / r["extract-ours"]["process_s"],
+
+    def python_of(name: str) -> Path:
+        return nx if name.endswith("neurox") else ours
+
+    r = {}
+    ratios = {}
+    wanted = set(args.corpora.split(","))
+    corpora = [] if args.only == "probes" else [c for c in info["extraction_corpora"] if c in wanted]
+    for corpus in corpora:
+        for n in MODEL_WORKERS:
+            r[f"{n}@{corpus}"] = measure(n, python_of(n), work, args.threads, args.repeats, model, corpus)
+        bare, mine, theirs = (r[f"extract-{w}@{corpus}"] for w in ("bare", "ours", "neurox"))
+        ratios |= {
+            f"extract_{corpus}_whole_process_ours_over_bare_forward": bare["seconds"] / mine["process_s"],
+            f"extract_{corpus}_whole_process_ours_over_bare_whole_process": bare["process_s"]
+            / mine["process_s"],
+            f"extract_{corpus}_in_process_ours_over_bare_forward": bare["seconds"] / mine["seconds"],
+            f"extract_{corpus}_whole_process_neurox_over_ours": theirs["process_s"] / mine["process_s"],
+        }
+    if args.only == "extraction":
+        _report(info, args, r, ratios)
+        return
+    for n in WORKERS:
+        r[n] = measure(n, python_of(n), work, args.threads, args.repeats, model)
+    ratios |= {
         "probe_fit_neurox_over_fast": r["probe-neurox"]["fit_s"] / r["probe-fast"]["fit_s"],
         "probe_fit_neurox_over_paper": r["probe-neurox"]["fit_s"] / r["probe-paper"]["fit_s"],
         "probe_dev_fast_minus_neurox": r["probe-fast"]["dev"] - r["probe-neurox"]["dev"],
@@ -412,7 +504,14 @@ def main() -> None:
         / r["cluster-ours"]["seconds"],
         "cluster_peak_rss_neurox_over_ours": r["cluster-neurox"]["peak_rss_mb"]
         / r["cluster-ours"]["peak_rss_mb"],
+        "family_share_of_square_matmul_peak": r["family-peak"]["share_of_square_peak"],
+        "stats_pass_share_of_float64_matmul_peak": r["stats-peak"]["share_of_peak"],
     }
+    _report(info, args, r, ratios)
+
+
+def _report(info: dict, args: argparse.Namespace, r: dict, ratios: dict) -> None:
+    """Print every measurement and the ratios as one JSON object."""
     print(
         json.dumps(
             {

@@ -184,3 +184,29 @@ def test_a_given_neuron_order_orders_the_kept_neurons(stores):
         stores / "train", stores / "dev", grid=((3.0, 1.0),), thresholds=(None,), ranking="paper"
     )
     assert paper.ranking_choice is None and paper.ranking_method == "paper"
+
+
+def test_incremental_probes_from_the_probe_stage_are_scored_not_retrained(stores, tmp_path):
+    """The probe stage's saved incremental probes (same template and seed) give the pipeline the
+    incremental scores it would train itself (the families differ only in float order)."""
+    from redundancy.probe import ElasticNetProbe, incremental_file, load_probe, run_task_redundancy
+
+    probe = ElasticNetProbe(random_state=0)
+    run_task_redundancy(
+        stores / "train",
+        stores / "dev",
+        stores / "test",
+        probe=probe,
+        controls=False,
+        ranking="paper",
+        save_incremental=tmp_path / "inc",
+    )
+    given = [load_probe(tmp_path / "inc" / incremental_file(i)) for i in range(L)]
+    kw = {"grid": ((3.0, 1.0),), "thresholds": (None,), "probe": probe, "ranking": "paper"}
+    reused = run_pipeline(stores / "train", stores / "dev", stores / "test", incremental_probes=given, **kw)
+    trained = run_pipeline(stores / "train", stores / "dev", stores / "test", **kw)
+    np.testing.assert_allclose(reused.incremental_dev, trained.incremental_dev, atol=3 / 800)
+    assert reused.rows[0].selected_layer == trained.rows[0].selected_layer
+    assert reused.timings["incremental"] < trained.timings["incremental"]
+    with pytest.raises(ValueError, match="incremental_probes"):
+        run_pipeline(stores / "train", stores / "dev", incremental_probes=given[:1], **kw)

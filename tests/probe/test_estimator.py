@@ -165,3 +165,74 @@ def test_family_training_equals_training_one_by_one():
             np.testing.assert_allclose(fitted.coef_, alone.coef_, atol=1e-5)
             np.testing.assert_allclose(fitted.intercept_, alone.intercept_, atol=1e-5)
             assert fitted.n_iter_ == alone.n_iter_
+
+
+def test_family_over_gathered_columns_equals_the_materialised_matrix():
+    """``columns=``: the family sees X[:, columns] gathered batch by batch (here two neuron orders
+    side by side, one repeating a column), exactly as if that matrix had been built."""
+    X, y = small_problem(5, n=900)
+    X = X.astype(np.float32)
+    rng = np.random.default_rng(0)
+    columns = np.concatenate([rng.permutation(12)[:6], rng.permutation(12)[:5]])
+    ranges = [[(0, k)] for k in (2, 4, 6)] + [[(6, 6 + k)] for k in (1, 5)]
+    probe = ElasticNetProbe(batch_size=64, max_epochs=3, lr=0.01)
+    gathered = fit_probe_family(probe, X, y, ranges, X, y, columns=columns)
+    built = fit_probe_family(probe, X[:, columns], y, ranges, X[:, columns], y)
+    for a, b in zip(gathered, built, strict=True):
+        np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-6)
+        np.testing.assert_allclose(a.intercept_, b.intercept_, atol=1e-6)
+        assert a.n_iter_ == b.n_iter_
+    with pytest.raises(ValueError, match="columns"):
+        fit_probe_family(probe, X, y, ranges, X, y, columns=np.array([0, 12]))
+
+
+def test_family_reuses_given_column_statistics_exactly():
+    """``stats=`` (as the solver computes them) gives bit-identical probes; wrong shapes are refused."""
+    import torch
+
+    from redundancy.probe._fast import activations_tensor, column_stats
+
+    X, y = small_problem(6, n=700)
+    X = X.astype(np.float32)
+    ranges = [[(0, 4)], [(4, 12)], [(0, 12)]]
+    probe = ElasticNetProbe(batch_size=64, max_epochs=2, lr=0.01)
+    mean, std = (t.numpy() for t in column_stats(activations_tensor(X), True))
+    given = fit_probe_family(probe, X, y, ranges, X, y, stats=(mean, std))
+    computed = fit_probe_family(probe, X, y, ranges, X, y)
+    for a, b in zip(given, computed, strict=True):
+        assert np.array_equal(a.coef_, b.coef_) and np.array_equal(a.intercept_, b.intercept_)
+    with pytest.raises(ValueError, match="stats"):
+        fit_probe_family(probe, X, y, ranges, X, y, stats=(mean[:5], std[:5]))
+    # a column's statistics do not depend on the other columns: indexing equals recomputing
+    cols = np.array([7, 1, 3])
+    m2, s2 = column_stats(activations_tensor(np.ascontiguousarray(X[:, cols])), True)
+    assert torch.equal(torch.from_numpy(mean[cols]), m2) and torch.equal(torch.from_numpy(std[cols]), s2)
+
+
+def test_merge_cost_and_consecutive_spans():
+    import torch
+
+    from redundancy.probe._fast import _layout, _span, merge_cost
+
+    assert _span(torch.tensor([3, 4, 5])) == (3, 6)
+    assert _span(torch.tensor([0, 2])) is None
+    assert merge_cost(512, 49) > merge_cost(512, 400) >= 16
+    # nested prefixes: every block's probes are consecutive (sliced, not scattered)
+    lay = _layout([[(0, k)] for k in (2, 5, 40, 400)], 400, max_waste=64)
+    assert all(s is not None for s in lay.spans)
+    assert [b for b, _ in lay.bounds][0] == 0 and lay.bounds[-1][1] == 400
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_soft_threshold_as_clamp_equals_the_textbook_form(seed):
+    """The prox step p - clamp(p, -t, t) is sign(p) max(|p| - t, 0), exactly."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    p = torch.randn(1000, generator=g) * 3
+    t = torch.rand(1000, generator=g) * 2
+    p[:10] = t[:10]  # on the threshold
+    p[10:20] = -t[10:20]
+    expected = p.sign() * (p.abs() - t).clamp(min=0)
+    got = p - torch.clamp(p, min=-t, max=t)
+    assert torch.equal(got, expected)

@@ -17,6 +17,8 @@ from redundancy.probe import (
     plot_layers,
     plot_sizes,
     run_task_redundancy,
+    train_curves,
+    train_neuron_sets,
     train_probe,
 )
 
@@ -169,3 +171,29 @@ def test_whole_float32_splits_are_views_of_the_memory_map_and_fit_as_copies(plan
     some = task.train.read(neurons=[10, 13, 2])
     assert some.flags.writeable and not np.shares_memory(some, task.train.store.activations)
     np.testing.assert_array_equal(some, before[:, [10, 13, 2]])
+
+
+def test_curves_trained_together_equal_each_curve_alone(planted_stores):
+    """train_curves: several neuron orders in one family (gathered columns) give the probes that each
+    order's own family gives (same batches and settings; only the products' float order differs)."""
+    task = load_probe_task(planted_stores / "train", planted_stores / "dev", planted_stores / "test")
+    probe = ElasticNetProbe(random_state=0, batch_size=128, max_epochs=2)
+    rng = np.random.default_rng(3)
+    orders = [rng.permutation(task.n_neurons) for _ in range(3)]
+    sizes = [[1, 3, 6], [2, 5], [4, 10, 24]]
+    curves = [(o, s, [f"c{i}-{k}" for k in s]) for i, (o, s) in enumerate(zip(orders, sizes, strict=True))]
+    together = train_curves(task, probe, curves)
+    for (o, s, names), rows in zip(curves, together, strict=True):
+        alone = train_neuron_sets(task, probe, [o[:k] for k in s], names)
+        assert [r.name for r in rows] == list(names)
+        for a, b in zip(rows, alone, strict=True):
+            assert a.neurons == b.neurons and a.n_steps == b.n_steps
+            assert abs(a.dev_score - b.dev_score) <= 2 / len(task.dev.y)  # at most a couple of items
+            assert abs(a.test_score - b.test_score) <= 2 / len(task.test.y)
+
+
+def test_seed_spread_reuses_the_layer_familys_oracle(analysis):
+    """The oracle trained with the probe's own seed is not trained again for the seed spread."""
+    spread = analysis.controls.probe_seeds
+    assert spread.seeds[0] == analysis.random_state
+    assert spread.dev[0] == analysis.oracle.dev_score and spread.test[0] == analysis.oracle.test_score

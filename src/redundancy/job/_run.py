@@ -336,7 +336,7 @@ def _probe_inputs(job: _Job, a: _Analysis, keys: Mapping[str, str]) -> dict[str,
 def _probe(job: _Job, a: _Analysis) -> list[Path]:
     from sklearn.base import clone
 
-    from ..probe import plot_layers, plot_rankings, plot_sizes, run_task_redundancy
+    from ..probe import incremental_file, plot_layers, plot_rankings, plot_sizes, run_task_redundancy
 
     p, out = job.config.probe, job.out / "probe" / a.label
     probe = p.template(job.config.seed)
@@ -353,6 +353,7 @@ def _probe(job: _Job, a: _Analysis) -> list[Path]:
         n_random=p.random_draws,
         probe_seeds=p.n_seeds,
         save_oracle=out / "oracle.safetensors",
+        save_incremental=out / "incremental",
         progress=job.progress,
     )
     out.mkdir(parents=True, exist_ok=True)
@@ -360,7 +361,8 @@ def _probe(job: _Job, a: _Analysis) -> list[Path]:
     plot_sizes(result, out / "sizes.png")
     plot_rankings(result, out / "rankings.png")
     write_json_atomic(out / "probe.json", result.to_dict())
-    return [out / "probe.json", out / "oracle.safetensors"]
+    layers = [out / "incremental" / incremental_file(i) for i in range(result.n_layers)]
+    return [out / "probe.json", out / "oracle.safetensors", *layers]
 
 
 def _ablate_inputs(job: _Job, a: _Analysis, keys: Mapping[str, str]) -> dict[str, Any]:
@@ -422,7 +424,10 @@ def _pipeline(job: _Job, a: _Analysis) -> list[Path]:
     from ..pipeline import run_pipeline
 
     c, out = job.config, job.out / "pipeline" / a.label
-    order, source = _probe_stage_ranking(job, a) if pipeline_ranking_from_probe(c) else (None, None)
+    order, source, given = None, None, None
+    if pipeline_ranking_from_probe(c):  # keyed on the probe stage: its ranking and incremental probes
+        order, source = _probe_stage_ranking(job, a)
+        given = _probe_stage_incremental(job, a)
     result = run_pipeline(
         a.data.get(),
         grid=c.pipeline.grid,
@@ -432,12 +437,28 @@ def _pipeline(job: _Job, a: _Analysis) -> list[Path]:
         ranking=c.pipeline.ranking,
         neuron_order=order,
         ranking_source=source,
+        incremental_probes=given,
         progress=job.progress,
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline.md").write_text(result.table_markdown())
     write_json_atomic(out / "pipeline.json", result.to_dict())
     return [out / "pipeline.json", out / "pipeline.md"]
+
+
+def _probe_stage_incremental(job: _Job, a: _Analysis) -> list | None:
+    """The probe stage's incremental probes (trained with the pipeline's probe template and seed),
+    or None (then the pipeline trains them) when its folder lacks them (a probe stage of an older
+    version)."""
+    from ..probe import TaskRedundancyResult, incremental_file, load_probe
+
+    folder = _probe_json(job, a).parent / "incremental"
+    r = TaskRedundancyResult.from_dict(json.loads(_probe_json(job, a).read_text()))
+    paths = [folder / incremental_file(i) for i in range(r.n_layers)]
+    if not all(p.is_file() for p in paths):
+        logger.info("%s: no incremental probes from the probe stage; the pipeline trains them", folder)
+        return None
+    return [load_probe(p) for p in paths]
 
 
 def _probe_stage_ranking(job: _Job, a: _Analysis) -> tuple[list[int], dict]:

@@ -249,9 +249,24 @@ def _as_task(
     return load_probe_task(train, dev, test, metric=metric)
 
 
-def _incremental(task: ProbeTask, probe: ElasticNetProbe, progress: Progress | None) -> list[_Fitted]:
-    """Probes on layers 0..l for every l (one family: nested column ranges 0..(l+1)h), scored."""
+def _incremental(
+    task: ProbeTask,
+    probe: ElasticNetProbe,
+    progress: Progress | None,
+    given: Sequence[ElasticNetProbe] | None = None,
+) -> list[_Fitted]:
+    """Probes on layers 0..l for every l (one family: nested column ranges 0..(l+1)h), scored;
+    ``given`` (fitted on layers 0..l, in order) are scored instead of trained."""
     h = task.hidden
+    if given is not None:
+        given = list(given)
+        widths = [int(np.asarray(est.coef_).shape[-1]) for est in given]
+        if widths != [(i + 1) * h for i in range(task.n_layers)]:
+            raise ValueError(
+                f"incremental_probes must be {task.n_layers} probes on layers 0..l "
+                f"({[(i + 1) * h for i in range(task.n_layers)]} neurons), got {widths}"
+            )
+        return [_fitted(task, est, np.arange((i + 1) * h)) for i, est in enumerate(given)]
     fitted = fit_probe_family(
         probe,
         task.X_train,
@@ -408,6 +423,7 @@ def run_pipeline(
     ranking: str = "auto",
     neuron_order: Sequence[int] | None = None,
     ranking_source: dict | None = None,
+    incremental_probes: Sequence[ElasticNetProbe] | None = None,
     search_stride: int = 1000,
     search_chunk: int | None = None,
     metric: str | None = None,
@@ -433,6 +449,8 @@ def run_pipeline(
         it in ``ranking_source``), else computed here on train from the oracle
         (:func:`redundancy.probe.neuron_rankings`) — for ``auto`` (the default) each of
         :data:`redundancy.select.RANKINGS`, the one whose top-k probes score best on dev.
+    incremental_probes : the probes of step 1 already fitted (with ``probe``'s settings and seed, e.g.
+        the probe stage's, ``run_task_redundancy(save_incremental=...)``): scored, not trained again.
     search_chunk : grid sizes trained together (nested top-k sets; default 25 fast, 1 paper);
         the answer is the same as one by one.
     metric : override the task's metric.
@@ -461,7 +479,7 @@ def run_pipeline(
     if search_chunk is None:
         search_chunk = 25 if probe.solver == "fast" else 1
     t0 = time.perf_counter()
-    incremental = _incremental(task, probe, progress)
+    incremental = _incremental(task, probe, progress, incremental_probes)
     timings["incremental"] = time.perf_counter() - t0
     oracle = incremental[-1]
     logger.info("oracle dev %.4f test %.4f", oracle.dev, oracle.test)

@@ -18,8 +18,10 @@ load_probe_task, ProbeTask
     with every item labelled is a read-only view of its store's memory map, not a copy).
 select_columns(X, neurons)
     ``X[:, neurons]`` for the probes: a view for a contiguous range, else a row-major float32 copy.
-layer_probes, oracle_probe, minimal_neuron_set, neuron_controls, train_neuron_sets, baseline_score
-    The experiments; ``run_task_redundancy`` runs them all (``TaskRedundancyResult``).
+layer_probes, oracle_probe, minimal_neuron_set, neuron_controls, train_neuron_sets, train_curves,
+baseline_score
+    The experiments; ``run_task_redundancy`` runs them all (``TaskRedundancyResult``;
+    ``incremental_file`` names the incremental probes it can save).
 neuron_rankings, path_ranking, probeless_order, class_means, PathSettings
     The rankings compared on dev (paper, group-lasso and L1 path entry orders, NeuroX's
     probeless), computed on train; ``ablated_scores`` ablates columns offline in a probe.
@@ -50,6 +52,7 @@ from ._experiments import (
     minimal_neuron_set,
     neuron_controls,
     oracle_probe,
+    train_curves,
     train_neuron_sets,
 )
 from ._io import load_probe, save_probe
@@ -63,7 +66,7 @@ from ._rankings import (
     path_ranking,
     probeless_order,
 )
-from ._redundancy import run_task_redundancy
+from ._redundancy import incremental_file, run_task_redundancy
 from ._results import (
     ControlsResult,
     CurveResult,
@@ -105,6 +108,7 @@ __all__ = [
     "plot_layers",
     "plot_rankings",
     "plot_sizes",
+    "incremental_file",
     "run_task_redundancy",
     "PathSettings",
     "load_probe",
@@ -122,6 +126,7 @@ __all__ = [
     "score",
     "score_all",
     "sklearn_equivalent",
+    "train_curves",
     "train_neuron_sets",
     "train_probe",
 ]

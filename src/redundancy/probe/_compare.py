@@ -9,7 +9,8 @@ import numpy as np
 
 from .._progress import Progress
 from ._estimator import ElasticNetProbe
-from ._experiments import curve, curve_rows, mean_dev, random_orders, scores_curve, seed_spread
+from ._evaluate import probe_result
+from ._experiments import curve, mean_dev, random_orders, scores_curve, seed_spread, train_curves
 from ._rankings import ablated_scores
 from ._results import ControlsResult, CurveResult, MinimalSetResult, ProbeResult, RankingControls
 from ._task import ProbeTask
@@ -22,8 +23,11 @@ def top_curves(
     sizes: Sequence[int],
     progress: Progress | None,
 ) -> dict[str, list[ProbeResult]]:
-    """Probes on each ranking's first k neurons for every k of ``sizes`` (one family per ranking)."""
-    return {m: curve_rows(task, probe, o, sizes, f"top[{m}]", progress) for m, o in orders.items()}
+    """Probes on each ranking's first k neurons for every k of ``sizes`` (all rankings one family)."""
+    sizes = list(sizes)
+    curves = [(o, sizes, [f"top[{m}]-{k}" for k in sizes]) for m, o in orders.items()]
+    rows = train_curves(task, probe, curves, stage="controls: top-k", progress=progress)
+    return dict(zip(orders, rows, strict=True))
 
 
 def choose_ranking(setting: str, tops: Mapping[str, list[ProbeResult]]) -> tuple[str, dict]:
@@ -86,21 +90,23 @@ def ranking_controls(
     all_sizes = tuple(sorted(set(sizes) | ({minimal.k} if minimal.found else set())))
     extra = [k for k in all_sizes if k not in sizes]
     rand_seeds, perms = random_orders(task.n_neurons, n_random, random_state)
-    random = curve(
-        "random",
-        all_sizes,
-        rand_seeds,
-        [
-            curve_rows(task, probe, p, all_sizes, f"random-s{s}", progress)
-            for s, p in zip(rand_seeds, perms, strict=True)
-        ],
-        has_test,
-    )
+    bottoms = {m: all_sizes if m == chosen else sizes for m in orders}
+    # the random draws and every ranking's bottom curve: one family (one pass over the data)
+    curves = [
+        (p, all_sizes, [f"random-s{s}-{k}" for k in all_sizes])
+        for s, p in zip(rand_seeds, perms, strict=True)
+    ]
+    curves += [
+        (o[::-1].copy(), bottoms[m], [f"bottom[{m}]-{k}" for k in bottoms[m]]) for m, o in orders.items()
+    ]
+    trained = train_curves(task, probe, curves, stage="controls: random and bottom", progress=progress)
+    random = curve("random", all_sizes, rand_seeds, trained[:n_random], has_test)
+    bottom_of = dict(zip(orders, trained[n_random:], strict=True))
     abl_sizes = tuple(sorted({int(k) for k in ablation_sizes if 1 <= k <= task.n_neurons}))
     per_ranking, chosen_top, chosen_bottom = [], None, None
     for m, order in orders.items():
-        bottom_sizes = all_sizes if m == chosen else sizes
-        bottom_rows = curve_rows(task, probe, order[::-1].copy(), bottom_sizes, f"bottom[{m}]", progress)
+        bottom_sizes = bottoms[m]
+        bottom_rows = bottom_of[m]
         top_rows = list(tops[m])
         if m == chosen and extra:
             by_k = {r.n_neurons: r for r in top_rows} | {
@@ -127,7 +133,11 @@ def ranking_controls(
     )
     spread = None
     if probe_seeds > 0:
-        spread = seed_spread(task, probe, [random_state + s for s in range(probe_seeds)], progress)
+        # the oracle of the layer family is the probe trained with seed random_state: reused
+        known = {int(probe.random_state): probe_result(task, oracle, np.arange(task.n_neurons), "oracle")}
+        spread = seed_spread(
+            task, probe, [random_state + s for s in range(probe_seeds)], progress, known=known
+        )
     intact = None
     if abl_sizes:
         intact = ablated_scores(task, oracle, [np.empty(0, dtype=np.int64)], "test" if has_test else "dev")[0]

@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, clone
 
 from .._progress import Progress
@@ -480,10 +481,18 @@ def fit_probe_family(
     y_dev: np.ndarray | None = None,
     *,
     sample_weight: np.ndarray | None = None,
+    columns: np.ndarray | None = None,
+    stats: tuple[np.ndarray, np.ndarray] | None = None,
     progress: Progress | None = None,
     what: str = "probes",
 ) -> list[ElasticNetProbe]:
     """Train one probe (a clone of ``probe``) per feature set, each a list of column ranges of ``X``.
+
+    ``columns`` (optional, an index array): the ranges index ``X[:, columns]`` instead of ``X``
+    (with the fast solver that matrix is gathered batch by batch, never built: probes on different
+    neuron orders share one pass). ``stats``: the column means and standard deviations of that
+    matrix (as the solver computes them, float64), reused instead of a pass over the data when the
+    probe standardises.
 
     Probe ``i`` sees the columns of ``feature_ranges[i]`` in increasing order. With the fast
     solver in minibatch mode the whole family is trained in one pass over the data (see
@@ -493,6 +502,10 @@ def fit_probe_family(
     steps, or its probes when they are trained one after the other.
     """
     X = np.asarray(X)
+    if columns is not None:
+        columns = np.asarray(columns, dtype=np.int64)
+        if columns.ndim != 1 or (columns.size and not (0 <= columns.min() and columns.max() < X.shape[1])):
+            raise ValueError(f"columns must be a 1-d index array into the {X.shape[1]} columns of X")
     sets = [sorted((int(a), int(b)) for a, b in ranges) for ranges in feature_ranges]
     cols = [np.concatenate([np.arange(a, b) for a, b in r]) for r in sets]
     for c in cols:
@@ -502,7 +515,12 @@ def fit_probe_family(
     if settings["solver"] != "fast" or settings["method"] != "adam-prox" or len(sets) == 1:
         out = []
         for i, ranges in enumerate(sets):
-            Xi, Xd = _select(X, ranges), None if X_dev is None else _select(np.asarray(X_dev), ranges)
+            if columns is None:
+                Xi, Xd = _select(X, ranges), None if X_dev is None else _select(np.asarray(X_dev), ranges)
+            else:
+                real = columns[cols[i]]
+                Xi = np.take(X, real, axis=1)
+                Xd = None if X_dev is None else np.take(np.asarray(X_dev), real, axis=1)
             out.append(clone(probe).fit(Xi, y, Xd, y_dev, sample_weight=sample_weight))
             if progress is not None:
                 progress(what, i + 1, len(sets))
@@ -513,6 +531,14 @@ def fit_probe_family(
     K = 1 if regression else len(template.classes_)
     sw = template._weights(y_enc, sample_weight, regression)
     lrs = [probe.resolved_settings(X.shape[0], c.size)["lr"] for c in cols]
+    if stats is not None and settings["standardize"]:
+        mean, scale = (np.asarray(a, dtype=np.float64) for a in stats)
+        n_cols = X.shape[1] if columns is None else columns.size
+        if mean.shape != (n_cols,) or scale.shape != (n_cols,):
+            raise ValueError(f"stats must be two arrays of {n_cols} column statistics")
+        solver_stats = (torch.from_numpy(mean), torch.from_numpy(scale))
+    else:
+        solver_stats = None
     outs = _fast.fit_family_minibatch(
         X,
         y_enc,
@@ -524,6 +550,8 @@ def fit_probe_family(
         X_dev=X_dev,
         y_dev=y_dev_enc,
         progress=None if progress is None else partial(progress, what),
+        stats=solver_stats,
+        columns=columns,
         **_minibatch_options(settings),
     )
     seconds = time.perf_counter() - t0

@@ -10,7 +10,7 @@ exactly as the authors did. :func:`redundancy.probe.run_task_redundancy` runs th
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,15 +53,66 @@ def _train_nested(
 ) -> list[ProbeResult]:
     """Sets that are prefixes of the longest: one family over its columns, taken once per split."""
     longest = max(sets, key=len)
-    X = select_columns(task.X_train, longest)
-    Xd = select_columns(task.X_dev, longest)
-    Xt = None if task.X_test is None else select_columns(task.X_test, longest)
-    ranges = [[(0, int(s.size))] for s in sets]
-    probes = fit_probe_family(probe, X, task.train.y, ranges, Xd, task.dev.y, progress=progress, what=stage)
-    return [
-        probe_result(task, p, s, n, X_dev=Xd[:, : s.size], X_test=None if Xt is None else Xt[:, : s.size])
-        for p, s, n in zip(probes, sets, names, strict=True)
+    return train_curves(
+        task, probe, [(longest, [s.size for s in sets], names)], stage=stage, progress=progress
+    )[0]
+
+
+def train_curves(
+    task: ProbeTask,
+    probe: ElasticNetProbe,
+    curves: Sequence[tuple[np.ndarray, Sequence[int], Sequence[str]]],
+    *,
+    stage: str = "probes",
+    progress: Progress | None = None,
+) -> list[list[ProbeResult]]:
+    """For each curve ``(order, sizes, names)``: probes on the first k neurons of ``order`` for every
+    k of ``sizes``, scored; one list of results per curve, in ``sizes`` order.
+
+    With the fast solver every probe of every curve is one family: the curves' orders are
+    concatenated into one column index that the solver gathers batch by batch (no copy of the
+    training matrix), so e.g. the controls' random and bottom curves share one pass over the data
+    instead of one pass each. Each probe is trained exactly as it would be alone (the same batches,
+    its own step size and early stopping); only the floating-point order of the shared products
+    differs.
+    """
+    longest = [int(max(sizes)) for _, sizes, _ in curves]
+    cols = np.concatenate(
+        [np.asarray(o, dtype=np.int64)[:m] for (o, _, _), m in zip(curves, longest, strict=True)]
+    )
+    starts = np.concatenate([[0], np.cumsum(longest)[:-1]]).astype(int)
+    ranges = [
+        [(int(a), int(a) + int(k))] for a, (_, sizes, _) in zip(starts, curves, strict=True) for k in sizes
     ]
+    stats = task.stats_of(cols) if probe.resolved_settings(task.X_train.shape[0])["standardize"] else None
+    probes = iter(
+        fit_probe_family(
+            probe,
+            task.X_train,
+            task.train.y,
+            ranges,
+            task.X_dev,
+            task.dev.y,
+            columns=cols,
+            stats=stats,
+            progress=progress,
+            what=stage,
+        )
+    )
+    out = []
+    for (order, sizes, names), m in zip(curves, longest, strict=True):
+        head = np.asarray(order, dtype=np.int64)[:m]
+        Xd = select_columns(task.X_dev, head)
+        Xt = None if task.X_test is None else select_columns(task.X_test, head)
+        out.append(
+            [
+                probe_result(
+                    task, next(probes), head[:k], n, X_dev=Xd[:, :k], X_test=None if Xt is None else Xt[:, :k]
+                )
+                for k, n in zip(sizes, names, strict=True)
+            ]
+        )
+    return out
 
 
 def train_neuron_sets(
@@ -87,12 +138,14 @@ def train_neuron_sets(
 @dataclass(frozen=True, eq=False)
 class LayerProbes:
     """The layer experiments: ``oracle`` (all layers), ``layerwise`` (one per layer),
-    ``incremental`` (layers 0..l; the last is the oracle), and the fitted oracle ``estimator``."""
+    ``incremental`` (layers 0..l; the last is the oracle), the fitted oracle ``estimator``, and the
+    fitted incremental probes (``incremental_estimators``, layers 0..l for every l)."""
 
     oracle: ProbeResult
     layerwise: tuple[ProbeResult, ...]
     incremental: tuple[ProbeResult, ...]
     estimator: ElasticNetProbe
+    incremental_estimators: tuple[ElasticNetProbe, ...] = ()
 
 
 def layer_probes(task: ProbeTask, probe: ElasticNetProbe, *, progress: Progress | None = None) -> LayerProbes:
@@ -104,22 +157,32 @@ def layer_probes(task: ProbeTask, probe: ElasticNetProbe, *, progress: Progress 
     """
     L, h = task.n_layers, task.hidden
     ranges = [[(i * h, (i + 1) * h)] for i in range(L)] + [[(0, (i + 1) * h)] for i in range(1, L)]
+    stats = task.train_stats if probe.resolved_settings(task.X_train.shape[0])["standardize"] else None
     fitted = fit_probe_family(
-        probe, task.X_train, task.train.y, ranges, task.X_dev, task.dev.y, progress=progress, what="layers"
+        probe,
+        task.X_train,
+        task.train.y,
+        ranges,
+        task.X_dev,
+        task.dev.y,
+        stats=stats,
+        progress=progress,
+        what="layers",
     )
     layerwise = tuple(
         probe_result(task, fitted[i], np.arange(i * h, (i + 1) * h), f"layer-{i}", [i]) for i in range(L)
     )
     if L == 1:
         oracle = probe_result(task, fitted[0], np.arange(h), "oracle", [0])
-        return LayerProbes(oracle, layerwise, (oracle,), fitted[0])
+        return LayerProbes(oracle, layerwise, (oracle,), fitted[0], (fitted[0],))
     incremental = [layerwise[0]]
     for top in range(1, L):
         name = "oracle" if top == L - 1 else f"layers-0..{top}"
         incremental.append(
             probe_result(task, fitted[L + top - 1], np.arange((top + 1) * h), name, list(range(top + 1)))
         )
-    return LayerProbes(incremental[-1], layerwise, tuple(incremental), fitted[-1])
+    estimators = (fitted[0], *fitted[L:])
+    return LayerProbes(incremental[-1], layerwise, tuple(incremental), fitted[-1], estimators)
 
 
 def oracle_probe(task: ProbeTask, probe: ElasticNetProbe) -> tuple[ProbeResult, ElasticNetProbe]:
@@ -248,32 +311,21 @@ def curve(
     return scores_curve(kind, sizes, seeds, dev, test)
 
 
-def curve_rows(
+def seed_spread(
     task: ProbeTask,
     probe: ElasticNetProbe,
-    order: np.ndarray,
-    sizes: Sequence[int],
-    label: str,
+    seeds: Sequence[int],
     progress: Progress | None,
-) -> list[ProbeResult]:
-    """Probes on the first k neurons of ``order`` for every k of ``sizes`` (one family)."""
-    return train_neuron_sets(
-        task,
-        probe,
-        [order[:k] for k in sizes],
-        [f"{label}-{k}" for k in sizes],
-        stage=f"controls: {label}",
-        progress=progress,
-    )
-
-
-def seed_spread(
-    task: ProbeTask, probe: ElasticNetProbe, seeds: Sequence[int], progress: Progress | None
+    *,
+    known: Mapping[int, ProbeResult] | None = None,
 ) -> SeedSpread:
-    """The oracle retrained with each of ``seeds``: its scores, their mean and spread."""
+    """The oracle retrained with each of ``seeds``: its scores, their mean and spread. ``known``:
+    oracles already trained, by seed (not trained again)."""
     res = []
     for i, s in enumerate(seeds):
-        r, _ = oracle_probe(task, clone(probe).set_params(random_state=s))
+        r = (known or {}).get(int(s))
+        if r is None:
+            r, _ = oracle_probe(task, clone(probe).set_params(random_state=s))
         res.append(r)
         if progress is not None:
             progress("controls: probe seeds", i + 1, len(seeds))
@@ -318,23 +370,22 @@ def neuron_controls(
     """At each k of ``sizes``: the top-ranked, ``n_random`` random draws and the bottom-ranked k
     neurons; and the oracle retrained with ``probe_seeds`` seeds (``random_state + s``).
 
-    Random draws are nested prefixes of one permutation per seed (``random_state + 1000 + r``),
-    so each draw's sizes train as one family.
+    Random draws are nested prefixes of one permutation per seed (``random_state + 1000 + r``);
+    the top, bottom and random curves train as one family (:func:`train_curves`).
     """
     ranking = np.asarray(ranking, dtype=np.int64)
     sizes = tuple(sorted({int(k) for k in sizes if 1 <= k <= task.n_neurons}))
     has_test = task.test is not None
     seed = [probe.random_state]
-    top_rows = curve_rows(task, probe, ranking, sizes, "top", progress)
-    top = curve("top", sizes, seed, [top_rows], has_test)
-    bottom_rows = curve_rows(task, probe, ranking[::-1].copy(), sizes, "bottom", progress)
-    bottom = curve("bottom", sizes, seed, [bottom_rows], has_test)
     rand_seeds, perms = random_orders(task.n_neurons, n_random, random_state)
-    rows = [
-        curve_rows(task, probe, p, sizes, f"random-s{s}", progress)
-        for s, p in zip(rand_seeds, perms, strict=True)
+    orders = [("top", ranking), ("bottom", ranking[::-1].copy())] + [
+        (f"random-s{s}", p) for s, p in zip(rand_seeds, perms, strict=True)
     ]
-    random = curve("random", sizes, rand_seeds, rows, has_test)
+    curves = [(o, sizes, [f"{label}-{k}" for k in sizes]) for label, o in orders]
+    rows = train_curves(task, probe, curves, stage="controls", progress=progress)
+    top = curve("top", sizes, seed, [rows[0]], has_test)
+    bottom = curve("bottom", sizes, seed, [rows[1]], has_test)
+    random = curve("random", sizes, rand_seeds, rows[2:], has_test)
     spread = None
     if probe_seeds > 0:
         spread = seed_spread(task, probe, [random_state + s for s in range(probe_seeds)], progress)

@@ -20,7 +20,13 @@ Why it is fast (measured on MiniLM EWT POS, 150k words x 2,688 neurons x 49 tags
   cut into blocks at every range boundary; each block's rows are read once per step and multiplied
   by the weights of *all* probes that use the block (one wide product instead of many thin ones).
   Adam and the L1 proximal step act on each weight separately, so this is exactly the same as
-  training the probes one after the other on the same batches — only cheaper.
+  training the probes one after the other on the same batches — only cheaper. A block whose probes
+  are consecutive adds into and reads from a slice of the family's logits and gradients (no
+  scatter or gather); all blocks' weights, gradients and Adam moments live in one flat buffer, so
+  the elementwise updates run once per step, not once per block; the standardisation's offset is
+  folded into the bias. Probes on *different* neuron orders (the controls' random and bottom
+  curves) join one family through ``columns``: each batch's rows are gathered, then the
+  concatenated orders' columns, so no copy of the training matrix is made.
 * **Small data: full-batch FISTA.** When the training set fits in one batch, accelerated proximal
   gradient with backtracking and adaptive restart solves the elastic-net problem to tolerance; this
   is the exact optimum that scikit-learn's solvers reach too.
@@ -52,6 +58,9 @@ import torch
 logger = logging.getLogger(__name__)
 
 Ranges = Sequence[tuple[int, int]]
+DEV_GATHER_BYTES = 512 * 2**20
+"""A family over gathered ``columns`` copies them out of the dev matrix once up to this size (else
+at every evaluation, chunk by chunk)."""
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
 
@@ -122,19 +131,34 @@ class _Layout:
     masks: list[torch.Tensor | None]  # per block: (width, n_members) 1 where the probe uses the column
     probe_blocks: list[list[int]]  # per probe: its blocks, in column order
     n_probes: int
+    spans: list[tuple[int, int] | None] = field(default_factory=list)  # per block: its probes lo..hi-1
+    # when they are consecutive (then its logits and gradients are slices of the family's: no
+    # scatter or gather per step), else None
 
 
-MERGE_COST = 64
-"""Merge neighbouring blocks when the extra multiply-adds cost at most this many (column x probe)
-units: about the fixed cost of one more block per step (a few small torch calls)."""
+BLOCK_COST_FLOPS = 3e7
+"""The fixed cost of one more block per step (about 30 small torch calls, ~120 us on this project's
+2-core reference machine) in floating-point operations of the block products at their measured
+speed there (~250 GFLOP/s): a (column x probe) unit of a block costs ``4 * batch * classes``
+flops per step (two products), so neighbouring blocks are merged while the wasted units cost less
+than this (:func:`merge_cost`)."""
 
 
-def _layout(families: Sequence[Ranges], n_cols: int) -> _Layout:
+def merge_cost(batch: int, n_outputs: int) -> int:
+    """The (column x probe) units of wasted arithmetic worth one block less per step.
+
+    >>> merge_cost(512, 49), merge_cost(512, 1), merge_cost(512, 1000)
+    (298, 14648, 16)
+    """
+    return max(16, int(BLOCK_COST_FLOPS / (4 * max(batch, 1) * max(n_outputs, 1))))
+
+
+def _layout(families: Sequence[Ranges], n_cols: int, max_waste: int = 64) -> _Layout:
     """Cut the columns at every range boundary; merge neighbouring narrow blocks (masked).
 
     Elementary blocks are used in full by each of their probes. Many narrow blocks (the nested
     top-k sets of a fine grid differ by 2-3 columns) would cost more in per-block calls than in
-    arithmetic, so neighbours are merged while the wasted multiply-adds stay below ``MERGE_COST``;
+    arithmetic, so neighbours are merged while the wasted multiply-adds stay below ``max_waste``;
     a merged block keeps a 0/1 mask so that each probe's weights outside its columns stay exactly 0.
     """
     cuts = {0, n_cols}
@@ -164,7 +188,7 @@ def _layout(families: Sequence[Ranges], n_cols: int) -> _Layout:
                 - width * len(union)
                 - (blk[1] - blk[0]) * len(blk[2])
             )
-            if extra <= MERGE_COST:
+            if extra <= max_waste:
                 cur.append(blk)
                 continue
         groups.append([blk])
@@ -182,7 +206,15 @@ def _layout(families: Sequence[Ranges], n_cols: int) -> _Layout:
         bounds.append((a, b))
         members.append(torch.tensor(users, dtype=torch.int64))
         masks.append(None if bool(mask.all()) else mask)
-    return _Layout(bounds, members, masks, probe_blocks, len(families))
+    spans = [_span(m) for m in members]
+    return _Layout(bounds, members, masks, probe_blocks, len(families), spans)
+
+
+def _span(members: torch.Tensor) -> tuple[int, int] | None:
+    """``(lo, hi)`` when ``members`` is ``lo, lo + 1, ..., hi - 1``, else None."""
+    lo, hi = int(members[0]), int(members[-1]) + 1
+    consecutive = hi - lo == members.numel() and bool(torch.equal(members, torch.arange(lo, hi)))
+    return (lo, hi) if consecutive else None
 
 
 def _initial_bias(y: np.ndarray, sw: np.ndarray, n_outputs: int, regression: bool) -> np.ndarray:
@@ -207,20 +239,56 @@ def _family_predict(
     n_out: int,
     regression: bool,
     chunk: int = 8192,
+    columns: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Predictions of every probe: (n, P) class ids or values."""
+    """Predictions of every probe: (n, P) class ids or values (``columns``: the family's columns
+    of ``X``, gathered per chunk)."""
     P = layout.n_probes
+    # rows per chunk: at most ~4M logits (16 MB), so the argmax reads them from cache
+    chunk = max(256, min(chunk, (1 << 22) // max(P * n_out, 1)))
     out = torch.empty((X.shape[0], P), dtype=torch.float32 if regression else torch.int64)
     Wraw = [w * inv[a:b, None] for w, (a, b) in zip(W, layout.bounds, strict=True)]
-    off = [(mu[a:b] * inv[a:b]) @ w for w, (a, b) in zip(W, layout.bounds, strict=True)]
+    shift = _shifted_bias(layout, W, bias, mu * inv, n_out)
     for s in range(0, X.shape[0], chunk):
-        xb = X[s : s + chunk]
-        logits = bias.expand(xb.shape[0], P, n_out).clone()
-        for j, (a, b) in enumerate(layout.bounds):
-            z = xb[:, a:b] @ Wraw[j] - off[j]
-            logits.index_add_(1, layout.members[j], z.view(xb.shape[0], -1, n_out))
+        xb = X[s : s + chunk] if columns is None else X[s : s + chunk].index_select(1, columns)
+        logits = _logits(xb, layout, Wraw, shift, n_out)
         out[s : s + chunk] = logits[..., 0] if regression else logits.argmax(-1)
     return out
+
+
+def _shifted_bias(
+    layout: _Layout, W: list[torch.Tensor], bias: torch.Tensor, muinv: torch.Tensor, K: int
+) -> torch.Tensor:
+    """The bias of the raw-scale logits: ``bias - sum_j (m / s)_j @ W_j`` per probe, (P, K).
+
+    Folding the standardisation's offset into the bias costs ``O(d K)`` per step instead of one
+    ``(rows, probes x classes)`` subtraction per block."""
+    shift = bias.clone()
+    for j, (a, b) in enumerate(layout.bounds):
+        off = (muinv[a:b] @ W[j]).view(-1, K)
+        span = layout.spans[j]
+        if span is not None:
+            shift[span[0] : span[1]].sub_(off)
+        else:
+            shift.index_add_(0, layout.members[j], off, alpha=-1.0)
+    return shift
+
+
+def _logits(
+    xb: torch.Tensor, layout: _Layout, Wraw: list[torch.Tensor], shift: torch.Tensor, K: int
+) -> torch.Tensor:
+    """Every probe's logits on the rows ``xb``: (B, P, K). A block whose probes are consecutive adds
+    its product in place into their slice (``addmm_``); the others scatter theirs into their slots."""
+    B, P = xb.shape[0], layout.n_probes
+    logits = shift.view(1, -1).expand(B, P * K).clone()
+    for j, (a, b) in enumerate(layout.bounds):
+        span = layout.spans[j]
+        if span is not None:
+            logits[:, span[0] * K : span[1] * K].addmm_(xb[:, a:b], Wraw[j])
+        else:
+            z = xb[:, a:b] @ Wraw[j]
+            logits.view(B, P, K).index_add_(1, layout.members[j], z.view(B, -1, K))
+    return logits.view(B, P, K)
 
 
 def _monitor(pred: torch.Tensor, y_dev: torch.Tensor, regression: bool) -> np.ndarray:
@@ -255,9 +323,14 @@ def fit_family_minibatch(
     patience: int = 4,
     seed: int = 0,
     stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+    columns: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[FitOutput]:
     """Train every probe of ``families`` (each a list of column ranges of ``X``) together.
+
+    ``columns`` (optional): the family sees ``X[:, columns]`` (``X_dev`` likewise), gathered batch
+    by batch and never materialised, so probes on different neuron orders (each a range of the
+    concatenated orders) share one pass; ``stats`` are then the statistics of those columns.
 
     Minibatch Adam on the standardised scale with a proximal L1 step, a step size per probe (``lr``:
     one value or one per probe) decaying linearly to 0 over
@@ -268,18 +341,47 @@ def fit_family_minibatch(
     """
     t0 = time.perf_counter()
     Xt = activations_tensor(X)
-    n, D = Xt.shape
-    layout = _layout(families, D)
+    colt = None if columns is None else torch.from_numpy(np.asarray(columns, dtype=np.int64))
+    n, D = Xt.shape[0], Xt.shape[1] if colt is None else colt.numel()
+    layout = _layout(families, D, merge_cost(batch_size, n_outputs))
     P, K = layout.n_probes, n_outputs
-    mu64, sd64 = stats if stats is not None else column_stats(Xt, standardize)
+    if stats is None:
+        mu64, sd64 = column_stats(Xt, standardize)
+        if colt is not None:
+            mu64, sd64 = mu64[colt], sd64[colt]
+    else:
+        mu64, sd64 = stats
     mu, inv = mu64.float(), (1.0 / sd64).float()
+    muinv = mu * inv
     sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    uniform = bool(np.all(sw == 1.0))
     yt = torch.from_numpy(np.asarray(y, dtype=np.float32 if regression else np.int64))
     swt = torch.from_numpy(sw.astype(np.float32))
-    W = [torch.zeros((b - a, len(m) * K)) for (a, b), m in zip(layout.bounds, layout.members, strict=True)]
-    colmask = [None if m is None else m.repeat_interleave(K, dim=1) for m in layout.masks]
-    mW = [torch.zeros_like(w) for w in W]
-    vW = [torch.zeros_like(w) for w in W]
+    # All blocks' weights (and their gradients and Adam moments) live in one flat buffer each, the
+    # blocks are views of it: the elementwise updates (scaling, L2, Adam, the L1 prox) run once per
+    # step over all weights instead of once per block (their per-call cost dominated small blocks).
+    shapes = [(b - a, len(m) * K) for (a, b), m in zip(layout.bounds, layout.members, strict=True)]
+    Wflat, mflat, vflat, gflat = (torch.zeros(sum(r * c for r, c in shapes)) for _ in range(4))
+    W, gW = _views(Wflat, shapes), _views(gflat, shapes)
+    # per weight: the inverse scale of its column, the probe it belongs to, 0 outside its columns
+    inv_flat = torch.cat(
+        [
+            inv[a:b, None].expand(r, c).reshape(-1)
+            for (a, b), (r, c) in zip(layout.bounds, shapes, strict=True)
+        ]
+    )
+    probe_of = torch.cat(
+        [
+            m.repeat_interleave(K)[None, :].expand(r, c).reshape(-1)
+            for m, (r, c) in zip(layout.members, shapes, strict=True)
+        ]
+    )
+    used = torch.cat(
+        [
+            torch.ones(r * c) if mk is None else mk.repeat_interleave(K, dim=1).reshape(-1)
+            for mk, (r, c) in zip(layout.masks, shapes, strict=True)
+        ]
+    )
     bias = torch.from_numpy(
         np.tile(_initial_bias(np.asarray(y), sw, K, regression), (P, 1)).astype(np.float32)
     )
@@ -294,8 +396,11 @@ def fit_family_minibatch(
     # half an epoch, but at most 20 evaluations over the budget (small data run many epochs)
     eval_every = max(1, steps_per_epoch // max(evals_per_epoch, 1), total // 20)
     watch = early_stopping and X_dev is not None and y_dev is not None and len(y_dev) > 0
+    dev_cols = colt
     if watch:
         Xd = activations_tensor(X_dev)
+        if colt is not None and Xd.shape[0] * colt.numel() * 4 <= DEV_GATHER_BYTES:
+            Xd, dev_cols = Xd.index_select(1, colt), None  # gathered once, not at every evaluation
         yd = torch.from_numpy(np.asarray(y_dev, dtype=np.float64 if regression else np.int64))
     best = np.full(P, -np.inf)
     bad = np.zeros(P, dtype=np.int64)
@@ -305,6 +410,9 @@ def fit_family_minibatch(
     history: list[dict] = []
     gen = torch.Generator().manual_seed(int(seed))
     arange_p = torch.arange(P)
+    inv_used = inv_flat * used
+    inv_used_b = inv_used / batch_size  # a full batch of equally weighted rows
+    weight_lr = None
     step = 0
     perm = torch.randperm(n, generator=gen)
     pos = 0
@@ -313,43 +421,50 @@ def fit_family_minibatch(
             perm, pos = torch.randperm(n, generator=gen), 0
         idx = perm[pos : pos + batch_size]
         pos += batch_size
-        xb = Xt[idx]
+        xb = Xt.index_select(0, idx) if colt is None else Xt.index_select(0, idx).index_select(1, colt)
         B = xb.shape[0]
-        wb = swt[idx] / B
-        logits = bias.expand(B, P, K).clone()
-        Wraw = []
-        for j, (a, b) in enumerate(layout.bounds):
-            wr = W[j] * inv[a:b, None]
-            Wraw.append(wr)
-            z = xb[:, a:b] @ wr - (mu[a:b] * inv[a:b]) @ W[j]
-            logits.index_add_(1, layout.members[j], z.view(B, -1, K))
+        Wraw = _views(Wflat * inv_flat, shapes)
+        logits = _logits(xb, layout, Wraw, _shifted_bias(layout, W, bias, muinv, K), K)
         if regression:
-            G = (logits - yt[idx].view(B, 1, 1)) * wb.view(B, 1, 1)
+            G = logits - yt[idx].view(B, 1, 1)
         else:
             G = torch.softmax(logits, dim=-1)
             G[torch.arange(B)[:, None], arange_p[None, :], yt[idx][:, None]] -= 1.0
-            G *= wb.view(B, 1, 1)
+        if uniform:  # every row weighs 1 / B: the scale is applied to the gradients (no pass over G)
+            scale_b = 1.0 / B
+        else:
+            G *= (swt[idx] / B).view(B, 1, 1)
+            scale_b = 1.0
+        G2 = G.view(B, P * K)
+        gsum = G2.sum(0)
         step += 1
         decay = 1.0 - (step - 1) / total  # linear decay to 0; each probe's own step size times this
         c1, c2 = 1.0 - BETA1**step, 1.0 - BETA2**step
         # biases
-        gb = G.sum(0)
+        gb = gsum.view(P, K) * (1.0 / B if uniform else 1.0)
         act = active.float() * lr_p
         _adam(bias, gb, mb, vb, decay, c1, c2, act.view(P, 1), 0.0)
+        if weight_lr is None:  # each weight's step size: its probe's (0 once stopped), 0 if unused
+            weight_lr = act[probe_of] * used
         for j, (a, b) in enumerate(layout.bounds):
-            Gj = G[:, layout.members[j]].reshape(B, -1)
-            gW = (xb[:, a:b].T @ Gj - mu[a:b, None] * Gj.sum(0)[None, :]) * inv[a:b, None]
-            if l2:
-                gW.add_(W[j], alpha=l2)
-            mask = act[layout.members[j]].repeat_interleave(K)[None, :]
-            if colmask[j] is not None:
-                mask = mask * colmask[j]
-                gW.mul_(colmask[j])  # columns a probe does not use get no gradient (and no Adam state)
-            _adam(W[j], gW, mW[j], vW[j], decay, c1, c2, mask, l1)
+            span = layout.spans[j]
+            if span is not None:
+                Gj, sj = G2[:, span[0] * K : span[1] * K], gsum[span[0] * K : span[1] * K]
+            else:
+                Gj = G[:, layout.members[j]].reshape(B, -1)
+                sj = gsum.view(P, K)[layout.members[j]].reshape(-1)
+            torch.mm(xb[:, a:b].T, Gj, out=gW[j])
+            gW[j].addr_(mu[a:b], sj, alpha=-1.0)
+        # back to the standardised scale; columns a probe does not use get no gradient (nor Adam state)
+        gflat.mul_(inv_used_b if scale_b == 1.0 / batch_size else inv_used * scale_b)
+        if l2:
+            gflat.add_(Wflat, alpha=l2)
+        _adam(Wflat, gflat, mflat, vflat, decay, c1, c2, weight_lr, l1)
         if progress is not None:
             progress(step, total)
         if watch and (step % eval_every == 0 or step == total):
-            score = _monitor(_family_predict(Xd, layout, W, bias, mu, inv, K, regression), yd, regression)
+            pred = _family_predict(Xd, layout, W, bias, mu, inv, K, regression, columns=dev_cols)
+            score = _monitor(pred, yd, regression)
             improved = score > best
             for p in np.flatnonzero(improved & active.numpy()):
                 _snapshot(layout, W, bias, snap_W, snap_b, int(p), K)
@@ -359,6 +474,7 @@ def fit_family_minibatch(
             if stopped.any():
                 active[torch.from_numpy(stopped)] = False
                 stop_step[stopped] = step
+                weight_lr = None
             history.append({"step": step, "epoch": step / steps_per_epoch, "dev": score.tolist()})
     if not watch:
         snap_W, snap_b = W, bias
@@ -399,18 +515,27 @@ def fit_family_minibatch(
     return outs
 
 
+def _views(flat: torch.Tensor, shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """Consecutive segments of ``flat`` viewed as matrices of ``shapes``."""
+    out, start = [], 0
+    for r, c in shapes:
+        out.append(flat[start : start + r * c].view(r, c))
+        start += r * c
+    return out
+
+
 def _adam(p, g, m, v, lr, c1, c2, mask, l1):
     """One Adam step (bias-corrected) of size ``lr * mask`` (``mask``: each weight's own step size,
     0 for frozen weights), then the L1 proximal step in Adam's diagonal metric:
     ``p <- sign(p) * max(|p| - lr * mask * l1 / d, 0)`` with ``d = sqrt(v_hat) + eps``."""
     m.mul_(BETA1).add_(g, alpha=1 - BETA1)
     v.mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
-    denom = (v / c2).sqrt_().add_(EPS)
-    step = (m / c1).div_(denom).mul_(lr * mask)
-    p.sub_(step)
-    if l1:
-        thr = (lr * l1) * mask / denom
-        p.copy_(p.sign() * (p.abs() - thr).clamp_(min=0))
+    denom = torch.mul(v, 1.0 / c2).sqrt_().add_(EPS)
+    size = torch.div(mask * lr, denom)  # each weight's step in Adam's metric
+    p.addcmul_(m, size, value=-1.0 / c1)
+    if l1:  # soft-thresholding at size * l1: sign(p) max(|p| - t, 0) = p - clamp(p, -t, t)
+        thr = size.mul_(l1)
+        p.sub_(torch.clamp(p, min=-thr, max=thr))
 
 
 def _snapshot(layout: _Layout, W, bias, snap_W, snap_b, p: int, K: int) -> None:

@@ -159,6 +159,7 @@ def run_task_redundancy(
     ablation_mode: str = "mean",
     path: PathSettings | None = None,
     save_oracle: str | os.PathLike | None = None,
+    save_incremental: str | os.PathLike | None = None,
     metric: str | None = None,
     progress: Progress | None = None,
 ) -> TaskRedundancyResult:
@@ -193,6 +194,9 @@ def run_task_redundancy(
     path : how the path rankings walk their penalty (:class:`PathSettings`).
     save_oracle : also write the fitted oracle probe there (:func:`redundancy.probe.save_probe`;
         the in-model ablation scores it).
+    save_incremental : also write the fitted incremental probes (layers 0..l, every l) into this
+        folder as ``incremental-{l}.safetensors`` (:func:`redundancy.pipeline.run_pipeline` can start
+        from them instead of training them again).
     metric : override the task's metric.
     progress : a :class:`redundancy._progress.Progress`, called with each experiment's name.
     """
@@ -209,6 +213,10 @@ def run_task_redundancy(
     if save_oracle is not None:
         Path(save_oracle).parent.mkdir(parents=True, exist_ok=True)
         save_probe(layers.estimator, save_oracle)
+    if save_incremental is not None:
+        Path(save_incremental).mkdir(parents=True, exist_ok=True)
+        for layer, est in enumerate(layers.incremental_estimators):
+            save_probe(est, Path(save_incremental) / incremental_file(layer))
     with _timed(timings, "ranking"):
         ranker = _ranker(task, layers, ranking_probe)
         seed = int(probe.random_state)
@@ -272,6 +280,11 @@ def run_task_redundancy(
     return _redundancy_result(
         task, probe, layers, chosen, orders, choice, minimal, ctrl, timings, ranking_probe
     )
+
+
+def incremental_file(layer: int) -> str:
+    """The file name of the incremental probe on layers 0..``layer`` (``save_incremental``)."""
+    return f"incremental-{int(layer)}.safetensors"
 
 
 def _only(method: str, setting: str) -> dict:

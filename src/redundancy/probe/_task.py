@@ -11,13 +11,14 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 
 from ..store import ActivationStore
 from ._data import LabelMap, ProbeSplit, check_compatible, load_split
-from ._fast import activations_tensor
+from ._fast import activations_tensor, column_stats
 from ._metrics import default_metric
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,19 @@ class ProbeTask:
     @property
     def n_layers(self) -> int:
         return self.train.store.n_layers
+
+    @cached_property
+    def train_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every train column's mean and standard deviation (float64, as the fast solver standardises;
+        constant columns get 1), computed on first use: a column's statistics do not depend on the
+        probe, so the families of a stage index these instead of each passing over the data."""
+        mean, std = column_stats(activations_tensor(self.X_train), True)
+        return mean.numpy(), std.numpy()
+
+    def stats_of(self, neurons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:attr:`train_stats` of ``neurons`` (in their order)."""
+        mean, std = self.train_stats
+        return mean[neurons], std[neurons]
 
     @property
     def hidden(self) -> int:
