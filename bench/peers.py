@@ -220,6 +220,34 @@ def _corpus() -> str:
     return os.environ.get("PEERS_CORPUS", "sentences")
 
 
+def _cluster_sweep(work: Path) -> dict:
+    """Our clustering alone, from the neurons' correlation matrix (the statistics pass has its own row,
+    ``stats-peak``): the distances, average linkage and the whole 21-threshold sweep, as the general
+    stage runs them after its pass."""
+    from redundancy.general import correlation_linkage, threshold_sweep
+
+    corr = np.load(work / "data" / "corr.npy")
+    t0 = time.perf_counter()
+    z = correlation_linkage(corr)
+    points = threshold_sweep(corr, None, random_state=0, linkage=z)
+    at = next(p for p in points if abs(p.threshold - 0.3) < 1e-9)
+    return {"seconds": time.perf_counter() - t0, "thresholds": len(points), "clusters_at_0.3": at.n_clusters}
+
+
+def _write_corr(work: Path) -> None:
+    """The correlation matrix of the prepared train rows (``NeuronStats``), once, for ``cluster-sweep``."""
+    from redundancy.general import NeuronStats
+
+    path = work / "data" / "corr.npy"
+    if path.is_file():
+        return
+    X, _, _, _ = _load(work)
+    stats = NeuronStats(1, X.shape[1])
+    for start in range(0, X.shape[0], 8192):
+        stats.update(X[start : start + 8192])
+    np.save(path, stats.compute(correlation=True).correlation)
+
+
 def _neurox_extract(work: Path, model: str) -> dict:
     _shim_np_int()
     from neurox.data.extraction import transformers_extractor
@@ -365,6 +393,7 @@ WORKERS = {
     "rank-path": _our_path,
     "cluster-neurox": _neurox_cluster,
     "cluster-ours": _our_cluster,
+    "cluster-sweep": _cluster_sweep,
     "family-peak": _family_peak,
     "stats-peak": _stats_peak,
 }
@@ -450,6 +479,7 @@ def main() -> None:
     ap.add_argument(
         "--only", choices=("extraction", "probes"), help="measure only the extraction rows, or only the rest"
     )
+    ap.add_argument("--workers", help="with --only probes: just these (comma-separated, e.g. cluster-sweep)")
     ap.add_argument(
         "--corpora", default="sentences,words", help="the extraction corpora to measure (comma-separated)"
     )
@@ -493,8 +523,12 @@ def main() -> None:
     if args.only == "extraction":
         _report(info, args, r, ratios)
         return
-    for n in WORKERS:
+    _write_corr(work)
+    for n in WORKERS if not args.workers else args.workers.split(","):
         r[n] = measure(n, python_of(n), work, args.threads, args.repeats, model)
+    if args.workers:
+        _report(info, args, r, ratios)
+        return
     ratios |= {
         "probe_fit_neurox_over_fast": r["probe-neurox"]["fit_s"] / r["probe-fast"]["fit_s"],
         "probe_fit_neurox_over_paper": r["probe-neurox"]["fit_s"] / r["probe-paper"]["fit_s"],
@@ -504,6 +538,8 @@ def main() -> None:
         / r["cluster-ours"]["seconds"],
         "cluster_peak_rss_neurox_over_ours": r["cluster-neurox"]["peak_rss_mb"]
         / r["cluster-ours"]["peak_rss_mb"],
+        "cluster_neurox_one_threshold_over_our_clustering_and_sweep": r["cluster-neurox"]["seconds"]
+        / r["cluster-sweep"]["seconds"],
         "family_share_of_square_matmul_peak": r["family-peak"]["share_of_square_peak"],
         "stats_pass_share_of_float64_matmul_peak": r["stats-peak"]["share_of_peak"],
     }

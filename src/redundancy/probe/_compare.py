@@ -134,7 +134,8 @@ def ranking_controls(
     spread = None
     if probe_seeds > 0:
         # the oracle of the layer family is the probe trained with seed random_state: reused
-        known = {int(probe.random_state): probe_result(task, oracle, np.arange(task.n_neurons), "oracle")}
+        everything = np.arange(task.n_neurons), "oracle", list(range(task.n_layers))
+        known = {int(probe.random_state): probe_result(task, oracle, *everything)}
         spread = seed_spread(
             task, probe, [random_state + s for s in range(probe_seeds)], progress, known=known
         )
