@@ -21,17 +21,19 @@ ALLOWED: dict[str, set[str]] = {
     "data": set(),
     "store": set(),
     "select": set(),
+    "rigour": set(),
     "extract": {"data", "store"},
-    "general": {"store"},
-    "probe": {"data", "store", "select"},
-    "pipeline": {"data", "store", "general", "probe", "select"},
-    "compact": {"data", "store", "extract", "probe", "pipeline"},
+    "general": {"store", "rigour"},
+    "probe": {"data", "store", "select", "rigour"},
+    "pipeline": {"data", "store", "general", "probe", "select", "rigour"},
+    "compact": {"data", "store", "extract", "probe", "pipeline", "rigour"},
     "finetune": {"data", "store", "extract", "probe"},
     "ablate": {"data", "store", "extract", "probe"},
-    "report": {"data", "store", "general", "probe", "select", "ablate", "pipeline", "compact", "finetune"},
+    "report": {"data", "store", "general", "probe", "select", "rigour", "ablate", "pipeline", "compact"}
+    | {"finetune"},
     # job wires every stage; cli parses for all of them and calls job
     "job": {"data", "store", "extract", "general", "probe", "select", "ablate", "pipeline", "compact"}
-    | {"finetune", "report"},
+    | {"finetune", "report", "rigour"},
 }
 ALLOWED["cli"] = ALLOWED["job"] | {"job"}
 SHARED = {"_serial", "_torch", "_progress"}

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._serial import json_ready, nan_if_none
 from ..probe import SplitInfo
+from ..rigour import Interval
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,9 @@ _FLOAT_FIELDS = (
     "test",
     "share_of_oracle",
 )
+
+
+_INTERVALS = ("test_interval", "share_interval")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class PipelineRow:
     dev, test : the final probe's scores; ``share_of_oracle``: ``test / oracle_test``.
     neurons : the final flat neuron indices (``layer * hidden + unit``), sorted.
     clustered_neurons : the neurons kept by the clustering (all of layers 0..l without it), sorted.
+    test_interval, share_interval : bootstrap intervals over test sentences of ``test`` and of
+        ``share_of_oracle`` (paired with the oracle's), when the run had a bootstrap; else None.
     """
 
     delta_layer: float
@@ -68,6 +74,8 @@ class PipelineRow:
     share_of_oracle: float
     neurons: tuple[int, ...]
     clustered_neurons: tuple[int, ...]
+    test_interval: Interval | None = None
+    share_interval: Interval | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -77,12 +85,16 @@ class PipelineRow:
                 v = json_ready(v)
             elif f.name in ("neurons", "clustered_neurons"):
                 v = [int(i) for i in v]
+            elif f.name in _INTERVALS:
+                v = None if v is None else v.to_dict()
             d[f.name] = v
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PipelineRow:
-        kw = {f.name: d[f.name] for f in fields(cls)}
+        kw = {f.name: d[f.name] for f in fields(cls) if f.name not in _INTERVALS}
+        for name in _INTERVALS:  # absent in results written before the bootstrap
+            kw[name] = None if d.get(name) is None else Interval.from_dict(d[name])
         for name in _FLOAT_FIELDS:
             kw[name] = nan_if_none(kw[name])
         kw["neurons"] = tuple(int(i) for i in kw["neurons"])

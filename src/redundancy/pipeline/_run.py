@@ -30,10 +30,13 @@ from ..probe import (
     fit_probe_family,
     load_probe_task,
     neuron_rankings,
+    ratio_interval,
     select_columns,
+    split_replicates,
     top_curves,
     train_neuron_sets,
 )
+from ..rigour import SentenceBootstrap, percentile_interval
 from ..select import (
     CONTROL_SHARES,
     PIPELINE_SHARES,
@@ -74,12 +77,17 @@ class _Fitted:
     dev: float
     test: float
     estimator: ElasticNetProbe
+    pair: tuple[float, np.ndarray] | None = None  # (test, its bootstrap replicates) with a bootstrap
 
 
 def _fitted(task: ProbeTask, estimator: ElasticNetProbe, neurons: np.ndarray) -> _Fitted:
-    """``estimator`` (trained on ``neurons``) scored on dev and test."""
+    """``estimator`` (trained on ``neurons``) scored on dev and test (and the test score's bootstrap
+    replicates when the task has a bootstrap)."""
     dev, test = _score(task, estimator, neurons, "dev"), _score(task, estimator, neurons, "test")
-    return _Fitted(neurons, dev, test, estimator)
+    pair = None
+    if task.bootstrap is not None and task.test is not None:
+        pair = split_replicates(task, "test", estimator.predict_ids(select_columns(task.X_test, neurons)))
+    return _Fitted(neurons, dev, test, estimator, pair)
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ class _Selection:
     dev: float
     test: float
     passed: bool
+    pair: tuple[float, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +138,7 @@ class _TopK:
         progress: Progress | None,
     ):
         self.task, self.probe, self.order, self.stage, self.progress = task, probe, order, stage, progress
-        self.done: dict[int, tuple[np.ndarray, float, float]] = {}
+        self.done: dict[int, tuple[np.ndarray, float, float, tuple | None]] = {}
 
     def __call__(self, part: list[int]) -> list[float]:
         todo = [k for k in part if k not in self.done]
@@ -143,7 +152,7 @@ class _TopK:
                 progress=self.progress,
             )
             for k, r in zip(todo, res, strict=True):
-                self.done[k] = (self.order[:k], r.dev_score, r.test_score)
+                self.done[k] = (self.order[:k], r.dev_score, r.test_score, r.test_pair)
         return [self.done[k][1] for k in part]
 
 
@@ -217,9 +226,9 @@ class _Work:
         outcome = search_minimal_size(sizes, scan, target, chunk=s.search_chunk, budget=N)
         self.timings["selection"] += time.perf_counter() - t1
         if outcome.size is None:
-            return _Selection(base.neurons, base.dev, base.test, False)
-        neurons, dev, test = scan.done[outcome.size]
-        return _Selection(neurons, dev, test, True)
+            return _Selection(base.neurons, base.dev, base.test, False, base.pair)
+        neurons, dev, test, pair = scan.done[outcome.size]
+        return _Selection(neurons, dev, test, True, pair)
 
 
 def _check_grid(
@@ -289,8 +298,16 @@ def _row(
     chosen: _Selection,
     oracle: _Fitted,
     n_neurons: int,
+    bootstrap: SentenceBootstrap | None = None,
 ) -> PipelineRow:
-    """One row of the result: the layer step (``inc``), the clustering (``base``), the selection."""
+    """One row of the result: the layer step (``inc``), the clustering (``base``), the selection;
+    with a ``bootstrap``, the intervals of the final test score and of its share of the oracle's
+    (paired: the same resampled test sentences for both)."""
+    test_iv = share_iv = None
+    if bootstrap is not None and chosen.pair is not None and oracle.pair is not None:
+        b = bootstrap
+        test_iv = percentile_interval(chosen.pair[0], chosen.pair[1], b.level, b.n_boot, b.seed)
+        share_iv = ratio_interval(chosen.pair, oracle.pair, b)
     return PipelineRow(
         delta_layer=deltas[0],
         delta_neuron=deltas[1],
@@ -313,6 +330,8 @@ def _row(
         share_of_oracle=float(chosen.test) / oracle.test if oracle.test else float("nan"),
         neurons=tuple(sorted(int(i) for i in chosen.neurons)),
         clustered_neurons=tuple(sorted(int(i) for i in base.neurons)),
+        test_interval=test_iv,
+        share_interval=share_iv,
     )
 
 
@@ -363,7 +382,9 @@ def _rows(
         for t in thresholds:
             base = work.cluster(layer, t)
             chosen = work.select(layer, t, deltas[1])
-            row = _row(deltas, t, sel, incremental[layer], base, chosen, incremental[-1], N)
+            row = _row(
+                deltas, t, sel, incremental[layer], base, chosen, incremental[-1], N, work.task.bootstrap
+            )
             _log_row(row, baseline)
             rows.append(row)
     return rows

@@ -22,6 +22,9 @@ layer_probes, oracle_probe, minimal_neuron_set, neuron_controls, train_neuron_se
 baseline_score
     The experiments; ``run_task_redundancy`` runs them all (``TaskRedundancyResult``;
     ``incremental_file`` names the incremental probes it can save).
+split_replicates, split_interval, ratio_interval
+    Bootstrap over test sentences (``ProbeTask.bootstrap``): a score's replicates, its interval, the
+    interval of a ratio of two scores from paired replicates.
 neuron_rankings, path_ranking, probeless_order, class_means, PathSettings
     The rankings compared on dev (paper, group-lasso and L1 path entry orders, NeuroX's
     probeless), computed on train; ``ablated_scores`` ablates columns offline in a probe.
@@ -45,7 +48,7 @@ Modules: ``_task`` (loading), ``_evaluate`` (scoring), ``_experiments`` (the exp
 from ._compare import choose_ranking, ranking_controls, top_curves
 from ._data import LabelMap, ProbeSplit, SplitInfo, load_split
 from ._estimator import SOLVERS, ElasticNetProbe, default_lr, fit_probe_family, sklearn_equivalent
-from ._evaluate import baseline_score, evaluate_probe
+from ._evaluate import baseline_score, evaluate_probe, ratio_interval, split_interval, split_replicates
 from ._experiments import (
     LayerProbes,
     layer_probes,
@@ -98,6 +101,9 @@ __all__ = [
     "default_lr",
     "default_metric",
     "evaluate_probe",
+    "ratio_interval",
+    "split_interval",
+    "split_replicates",
     "fit_probe_family",
     "layer_probes",
     "load_probe_task",

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from ..rigour import Interval, SentenceBootstrap, percentile_interval
 from ._estimator import ElasticNetProbe
-from ._metrics import score_all
+from ._metrics import score_all, sentence_sums
 from ._results import ProbeResult
 from ._task import ProbeTask, select_columns
 
@@ -24,6 +25,46 @@ def split_scores(task: ProbeTask, split: str, pred: np.ndarray) -> dict[str, flo
             "positions": sp.positions,
         }
     return score_all(task.metric, task.label_type, sp.y, pred, **kwargs)
+
+
+def split_replicates(
+    task: ProbeTask, split: str, pred: np.ndarray, bootstrap: SentenceBootstrap | None = None
+) -> tuple[float, np.ndarray]:
+    """The task metric of predictions ``pred`` on ``split`` and its ``(n_boot,)`` bootstrap replicates
+    over resampled sentences of that split (``bootstrap``: the task's own by default). Replicates of
+    different probes on one task come from the same resampled sentences (paired)."""
+    b = bootstrap if bootstrap is not None else task.bootstrap
+    if b is None:
+        raise ValueError("no bootstrap: give one, or set ProbeTask.bootstrap")
+    sp = task.dev if split == "dev" else task.test
+    if sp is None:
+        raise ValueError(f"no {split} split")
+    kwargs: dict[str, Any] = {}
+    if task.label_map is not None:
+        kwargs = {"class_names": list(task.label_map.classes) + list(sp.unseen), "positions": sp.positions}
+    sums, statistic = sentence_sums(task.metric, sp.y, pred, sp.sentence_ids, **kwargs)
+    estimate = float(np.asarray(statistic(sums.sum(axis=0, keepdims=True)))[0])
+    return estimate, np.asarray(statistic(b.counts(sums.shape[0]) @ sums), dtype=np.float64)
+
+
+def split_interval(
+    task: ProbeTask, split: str, pred: np.ndarray, bootstrap: SentenceBootstrap | None = None
+) -> Interval:
+    """The :class:`redundancy.rigour.Interval` of :func:`split_replicates`."""
+    b = bootstrap if bootstrap is not None else task.bootstrap
+    estimate, reps = split_replicates(task, split, pred, b)
+    assert b is not None
+    return percentile_interval(estimate, reps, b.level, b.n_boot, b.seed)
+
+
+def ratio_interval(
+    num: tuple[float, np.ndarray], den: tuple[float, np.ndarray], bootstrap: SentenceBootstrap
+) -> Interval:
+    """The interval of ``num / den`` from paired replicates (e.g. a probe's share of the oracle)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est = num[0] / den[0] if den[0] else float("nan")
+        reps = np.where(den[1] != 0, num[1] / np.where(den[1] != 0, den[1], 1.0), np.nan)
+    return percentile_interval(est, reps, bootstrap.level, bootstrap.n_boot, bootstrap.seed)
 
 
 def baseline_score(task: ProbeTask, split: str = "dev") -> float:
@@ -63,6 +104,12 @@ def probe_result(
     X_dev = select_columns(task.X_dev, neurons) if X_dev is None else X_dev
     if task.test is not None and X_test is None:
         X_test = select_columns(task.X_test, neurons)
+    test_pred = None if task.test is None else probe.predict_ids(X_test)
+    interval, reps = None, None
+    b = task.bootstrap
+    if b is not None and test_pred is not None:
+        estimate, reps = split_replicates(task, "test", test_pred)
+        interval = percentile_interval(estimate, reps, b.level, b.n_boot, b.seed)
     return ProbeResult(
         name=name,
         n_neurons=int(neurons.size),
@@ -70,10 +117,12 @@ def probe_result(
         neurons=None if layers is not None else tuple(int(i) for i in neurons),
         metric=task.metric,
         dev=split_scores(task, "dev", probe.predict_ids(X_dev)),
-        test=None if task.test is None else split_scores(task, "test", probe.predict_ids(X_test)),
+        test=None if test_pred is None else split_scores(task, "test", test_pred),
         seed=int(probe.random_state),
         settings=dict(probe.solver_settings_),
         n_steps=int(probe.n_iter_),
         n_epochs=float(probe.n_epochs_),
         fit_seconds=float(probe.fit_seconds_),
+        test_interval=interval,
+        test_replicates=reps,
     )

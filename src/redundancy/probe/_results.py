@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from .._serial import json_ready, nan_if_none
+from ..rigour import Interval
 from ._data import SplitInfo
 
 
@@ -22,7 +23,11 @@ class _Record:
     _nested: ClassVar[dict[str, type]] = {}
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: json_ready(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+        return {
+            f.name: json_ready(getattr(self, f.name))
+            for f in fields(self)  # type: ignore[arg-type]
+            if f.metadata.get("serialise", True)
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
@@ -61,7 +66,13 @@ class ProbeResult(_Record):
     settings : the solver settings actually used (``ElasticNetProbe.resolved_settings``).
     n_steps, n_epochs : optimizer steps and passes over the data (of the family, for joint training).
     fit_seconds : training time (a jointly trained family's time is shared evenly).
+    test_interval : the test score's bootstrap interval over test sentences
+        (:class:`redundancy.rigour.Interval`), when the task had a bootstrap; else None.
+    test_replicates : its replicates, in memory only (not written: for paired intervals of ratios
+        and differences within one run, e.g. a share of the oracle).
     """
+
+    _nested: ClassVar[dict[str, type]] = {"test_interval": Interval}
 
     name: str
     n_neurons: int
@@ -75,6 +86,13 @@ class ProbeResult(_Record):
     n_steps: int
     n_epochs: float
     fit_seconds: float
+    test_interval: Interval | None = None
+    test_replicates: Any = field(default=None, repr=False, metadata={"serialise": False})
+
+    @property
+    def test_pair(self) -> tuple[float, Any] | None:
+        """``(test score, its replicates)`` when a bootstrap ran in this process, else None."""
+        return None if self.test_replicates is None else (self.test_score, self.test_replicates)
 
     @property
     def dev_score(self) -> float:

@@ -16,6 +16,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from ..rigour import SentenceBootstrap
 from ..store import ActivationStore
 from ._data import LabelMap, ProbeSplit, check_compatible, load_split
 from ._fast import activations_tensor, column_stats
@@ -44,7 +45,10 @@ class ProbeTask:
     """Train/dev/test of one task, labels aligned by name, activations loaded once.
 
     Build it with :func:`load_probe_task`. ``X_train``/``X_dev``/``X_test`` hold every neuron of
-    the labelled items (float32); experiments select columns from them.
+    the labelled items (float32); experiments select columns from them. With a ``bootstrap``
+    (:class:`redundancy.rigour.SentenceBootstrap`; ``dataclasses.replace(task, bootstrap=...)``),
+    every probe scored on the task carries the interval of its test score over resampled test
+    sentences (the same replicates for every probe: paired).
     """
 
     train: ProbeSplit
@@ -56,6 +60,7 @@ class ProbeTask:
     X_dev: np.ndarray
     X_test: np.ndarray | None
     load_seconds: float
+    bootstrap: SentenceBootstrap | None = None
 
     @property
     def n_layers(self) -> int:
