@@ -30,6 +30,7 @@ from ..finetune import FinetuneConfig
 from ..general import REPRESENTATIVES, run_general
 from ..pipeline import DEFAULT_GRID, DEFAULT_THRESHOLDS, choose_row, run_pipeline
 from ..probe import SOLVERS, ElasticNetProbe, run_task_redundancy
+from ..rigour import DEFAULT_BOOT, DEFAULT_LEVEL, SentenceBootstrap
 from ..select import RANKING_METHODS
 from ..store import DTYPES
 
@@ -282,6 +283,30 @@ class FinetuneSettings(_Section):
 
 
 @dataclass(frozen=True)
+class RigourSettings(_Section):
+    """``[rigour]``: error bars and baselines (see docs/rigour.md).
+
+    ``bootstrap``: replicates of the sentence bootstrap of every probe and pipeline test score (0: no
+    intervals); ``level``: their coverage; ``selectivity``: train the probe stage's layer family and
+    minimal set on the control task of Hewitt & Liang (token tasks; a fixed random label per word
+    type) and report every probe's selectivity.
+    """
+
+    TABLE = "rigour"
+
+    bootstrap: int = DEFAULT_BOOT
+    level: float = DEFAULT_LEVEL
+    selectivity: bool = False
+
+    def __post_init__(self) -> None:
+        self._require(self.bootstrap == 0 or self.bootstrap >= 2, "bootstrap", "must be 0 (off) or >= 2")
+        self._require(0 < self.level < 1, "level", "must lie in (0, 1)")
+
+    def sentence_bootstrap(self, seed: int) -> SentenceBootstrap | None:
+        return None if self.bootstrap == 0 else SentenceBootstrap(self.bootstrap, seed, self.level)
+
+
+@dataclass(frozen=True)
 class Compute:
     """Where and with how many threads the stages run, resolved once from a config; never part of
     a cache key (it changes how fast, not what comes out).
@@ -330,6 +355,7 @@ class JobConfig:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     compact: CompactSettings = field(default_factory=CompactSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    rigour: RigourSettings = field(default_factory=RigourSettings)
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -360,6 +386,7 @@ _SECTIONS = {
     "pipeline": PipelineSettings,
     "compact": CompactSettings,
     "finetune": FinetuneSettings,
+    "rigour": RigourSettings,
 }
 
 

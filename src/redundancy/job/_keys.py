@@ -64,8 +64,14 @@ def general_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, An
 
 
 def probe_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, Any]:
-    """The probe stage: the stores, the template and the analysis settings, the seed."""
-    return {"stores": dict(stores), "probe": config.probe.analysis_settings(), "seed": config.seed}
+    """The probe stage: the stores, the template and the analysis settings, the seed, ``[rigour]``
+    (the bootstrap of its scores, the control task)."""
+    return {
+        "stores": dict(stores),
+        "probe": config.probe.analysis_settings(),
+        "seed": config.seed,
+        "rigour": config.rigour.to_dict(),
+    }
 
 
 def ablate_inputs(
@@ -98,6 +104,7 @@ def pipeline_inputs(
         "probe": config.probe.template_settings(),
         "seed": config.seed,
         "pipeline": config.pipeline.to_dict(),
+        "bootstrap": {k: config.rigour.to_dict()[k] for k in ("bootstrap", "level")},
     }
     if pipeline_ranking_from_probe(config):
         inputs["ranking_from"] = probe

@@ -277,7 +277,9 @@ class _LazyProbeTask:
             from ..probe import load_probe_task
 
             d = {s: _store_dir(self.job, self.label, s) for s in self.splits}
-            self._value = load_probe_task(d["train"], d["dev"], d.get("test"))
+            task = load_probe_task(d["train"], d["dev"], d.get("test"))
+            c = self.job.config
+            self._value = replace(task, bootstrap=c.rigour.sentence_bootstrap(c.seed))
         return self._value
 
 
@@ -354,6 +356,8 @@ def _probe(job: _Job, a: _Analysis) -> list[Path]:
         probe_seeds=p.n_seeds,
         save_oracle=out / "oracle.safetensors",
         save_incremental=out / "incremental",
+        control_words=_control_words(job, a) if job.config.rigour.selectivity else None,
+        control_seed=job.config.seed,
         progress=job.progress,
     )
     out.mkdir(parents=True, exist_ok=True)
@@ -363,6 +367,26 @@ def _probe(job: _Job, a: _Analysis) -> list[Path]:
     write_json_atomic(out / "probe.json", result.to_dict())
     layers = [out / "incremental" / incremental_file(i) for i in range(result.n_layers)]
     return [out / "probe.json", out / "oracle.safetensors", *layers]
+
+
+def _control_words(job: _Job, a: _Analysis) -> dict[str, list[str]] | None:
+    """The word form of every labelled item of each split, for the control task (token tasks only;
+    None with a log line for sentence tasks, whose items are not words)."""
+    from ..data import TASKS, load_task
+    from ..probe import item_words
+
+    if TASKS[a.target.task].level != "token":
+        logger.info("%s: selectivity needs word tokens; not computed for a sentence task", a.label)
+        return None
+    c, task = job.config, a.data.get()
+    out = {}
+    for split, sp in (("train", task.train), ("dev", task.dev), ("test", task.test)):
+        if sp is None:
+            continue
+        cap = max_tokens(c, a.target.task, split)
+        data = load_task(a.target.task, split, c.data_dir, max_tokens=cap, max_items=c.extract.max_items)
+        out[split] = item_words(data, sp.sentence_ids, sp.positions)
+    return out
 
 
 def _ablate_inputs(job: _Job, a: _Analysis, keys: Mapping[str, str]) -> dict[str, Any]:

@@ -22,6 +22,9 @@ layer_probes, oracle_probe, minimal_neuron_set, neuron_controls, train_neuron_se
 baseline_score
     The experiments; ``run_task_redundancy`` runs them all (``TaskRedundancyResult``;
     ``incremental_file`` names the incremental probes it can save).
+control_task, item_words, selectivity, SelectivityResult, SelectivityRow, CONTROL_METRIC
+    Selectivity (Hewitt & Liang 2019): the control task (a fixed random label per word type), the
+    probes trained on it, task accuracy minus control accuracy.
 split_replicates, split_interval, ratio_interval
     Bootstrap over test sentences (``ProbeTask.bootstrap``): a score's replicates, its interval, the
     interval of a ratio of two scores from paired replicates.
@@ -77,8 +80,11 @@ from ._results import (
     ProbeResult,
     RankingControls,
     SeedSpread,
+    SelectivityResult,
+    SelectivityRow,
     TaskRedundancyResult,
 )
+from ._selectivity import CONTROL_METRIC, control_task, item_words, selectivity
 from ._single import train_probe
 from ._task import ProbeTask, load_probe_task, select_columns
 
@@ -102,6 +108,12 @@ __all__ = [
     "default_metric",
     "evaluate_probe",
     "ratio_interval",
+    "CONTROL_METRIC",
+    "SelectivityResult",
+    "SelectivityRow",
+    "control_task",
+    "item_words",
+    "selectivity",
     "split_interval",
     "split_replicates",
     "fit_probe_family",

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from ._experiments import LayerProbes, layer_probes, minimal_neuron_set
 from ._io import save_probe
 from ._rankings import PathSettings, applicable, neuron_rankings
 from ._results import ControlsResult, MinimalSetResult, TaskRedundancyResult
+from ._selectivity import selectivity
 from ._task import ProbeTask, StoreRef, load_probe_task
 
 logger = logging.getLogger(__name__)
@@ -161,6 +163,8 @@ def run_task_redundancy(
     save_oracle: str | os.PathLike | None = None,
     save_incremental: str | os.PathLike | None = None,
     metric: str | None = None,
+    control_words: Mapping[str, Sequence[str]] | None = None,
+    control_seed: int = 0,
     progress: Progress | None = None,
 ) -> TaskRedundancyResult:
     """The whole task-specific analysis of one task: oracle, layer-wise and incremental probes,
@@ -198,6 +202,9 @@ def run_task_redundancy(
         folder as ``incremental-{l}.safetensors`` (:func:`redundancy.pipeline.run_pipeline` can start
         from them instead of training them again).
     metric : override the task's metric.
+    control_words : the labelled items' word forms per split (``train``, ``dev``, ``test``; see
+        :func:`item_words`): also train the same layer family and the minimal set on the control task
+        of Hewitt & Liang (seed ``control_seed``) and report every probe's selectivity.
     progress : a :class:`redundancy._progress.Progress`, called with each experiment's name.
     """
     probe = ElasticNetProbe() if probe is None else probe
@@ -276,10 +283,25 @@ def run_task_redundancy(
                 seconds=rank_seconds,
                 progress=progress,
             )
+    sel = None
+    if control_words is not None:
+        with _timed(timings, "selectivity"):
+            real = [*layers.layerwise, *layers.incremental, layers.oracle]
+            real.append(dataclasses.replace(minimal.result, name="minimal"))
+            sel = selectivity(
+                task,
+                probe,
+                control_words,
+                real,
+                np.asarray(minimal.neurons),
+                seed=control_seed,
+                progress=progress,
+            )
     timings["total"] = sum(v for k, v in timings.items() if k != "analysis")
-    return _redundancy_result(
+    result = _redundancy_result(
         task, probe, layers, chosen, orders, choice, minimal, ctrl, timings, ranking_probe
     )
+    return result if sel is None else dataclasses.replace(result, selectivity=sel)
 
 
 def incremental_file(layer: int) -> str:

@@ -232,6 +232,45 @@ class ControlsResult(_Record):
 
 
 @dataclass(frozen=True, eq=False)
+class SelectivityRow(_Record):
+    """One probe: its task accuracy, its control accuracy and their difference (test, else dev)."""
+
+    name: str
+    n_neurons: int
+    task_accuracy: float
+    control_accuracy: float
+    selectivity: float
+
+
+@dataclass(frozen=True, eq=False)
+class SelectivityResult(_Record):
+    """Selectivity of every layer-wise and incremental probe, the oracle and the minimal set.
+
+    Attributes
+    ----------
+    split : where the accuracies were measured (``test``, else ``dev``).
+    seed : the control task's labelling; ``n_types`` : word types in train.
+    control : what the control task is.
+    rows : one :class:`SelectivityRow` per probe; ``probes`` : the control probes themselves.
+    """
+
+    _nested: ClassVar[dict[str, type]] = {"rows": SelectivityRow, "probes": ProbeResult}
+
+    split: str
+    seed: int
+    n_types: int
+    control: str
+    rows: tuple[SelectivityRow, ...]
+    probes: tuple[ProbeResult, ...]
+
+    def row(self, name: str) -> SelectivityRow:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, eq=False)
 class TaskRedundancyResult(_Record):
     """The whole task-specific analysis of one task on one model.
 
@@ -253,6 +292,7 @@ class TaskRedundancyResult(_Record):
     ranking_choice : how the ranking was chosen: ``{"setting": "auto" | a method, "method": the one
         used, "reason": a sentence, "scores": {method: mean top-k dev}}``; None for old results.
     rankings : every ranking compared, ``{method: flat ids}`` (``ranking`` is the chosen one's).
+    selectivity : :class:`SelectivityResult` (control task), when asked for; else None.
     """
 
     _nested: ClassVar[dict[str, type]] = {
@@ -264,6 +304,7 @@ class TaskRedundancyResult(_Record):
         "incremental": ProbeResult,
         "minimal": MinimalSetResult,
         "controls": ControlsResult,
+        "selectivity": SelectivityResult,
     }
 
     task: str
@@ -293,6 +334,7 @@ class TaskRedundancyResult(_Record):
     ranking_probe: dict[str, Any] | None = None
     ranking_choice: dict[str, Any] | None = None
     rankings: dict[str, tuple[int, ...]] | None = None
+    selectivity: SelectivityResult | None = None
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers (dev and test of the task metric) as a small JSON-ready dict."""
