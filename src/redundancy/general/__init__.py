@@ -22,6 +22,9 @@ GeneralResult, CKAResult, SweepPoint
     Frozen results with ``to_dict`` / ``from_dict``; :func:`load_result` reads ``general.json``.
 accumulate
     The streaming pass alone: store -> filled :class:`NeuronStats`.
+accumulate_with_shuffled, NullBaseline, NULLS
+    The same pass filling the shuffled null's statistics too (each neuron's rows permuted
+    independently); a null model's CKA and sweep (``GeneralResult.nulls``).
 plot_cka, plot_threshold, plot_layers, plot_spans, write_figures
     The stage's figures of a :class:`GeneralResult` (PNG files; matplotlib's Agg canvas, no pyplot).
 """
@@ -37,12 +40,15 @@ from ._cluster import (
     threshold_sweep,
 )
 from ._plots import plot_cka, plot_layers, plot_spans, plot_threshold, write_figures
-from ._result import CKAResult, GeneralResult, SweepPoint
-from ._run import accumulate, load_result, run_general
+from ._result import CKAResult, GeneralResult, NullBaseline, SweepPoint
+from ._run import NULLS, accumulate, accumulate_with_shuffled, load_result, run_general
 from ._stats import NeuronStatistics, NeuronStats, hsic_unbiased_terms, linear_cka
 
 __all__ = [
+    "NULLS",
     "REPRESENTATIVES",
+    "NullBaseline",
+    "accumulate_with_shuffled",
     "CKAResult",
     "CorrelationClusterer",
     "GeneralResult",

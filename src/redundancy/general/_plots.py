@@ -65,12 +65,19 @@ def plot_cka(result: GeneralResult, path: Path) -> None:
 
 
 def plot_threshold(result: GeneralResult, path: Path) -> None:
-    """Redundant share vs distance threshold, the report threshold marked."""
+    """Redundant share vs distance threshold, the report threshold marked; one curve per null model
+    (``result.nulls``) on the same axes."""
     fig = _figure(6.0, 4.0)
     ax = fig.subplots()
     ts = np.array(result.thresholds)
     share = np.array([p.redundant_share for p in result.sweep])
-    ax.plot(ts, 100 * share, marker="o", ms=3)
+    ax.plot(ts, 100 * share, marker="o", ms=3, label=result.model)
+    for null in result.nulls:
+        nts = np.array([q.threshold for q in null.sweep])
+        nshare = np.array([q.redundant_share for q in null.sweep])
+        ax.plot(nts, 100 * nshare, marker=".", ms=3, ls="--", label=f"null: {null.kind}")
+    if result.nulls:
+        ax.legend(fontsize=7, loc="upper left")
     p = result.at()
     ax.axvline(p.threshold, color="grey", ls=":", lw=1)
     y = 100 * p.redundant_share

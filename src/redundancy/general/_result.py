@@ -153,6 +153,46 @@ class SweepPoint:
 
 
 @dataclass(frozen=True, kw_only=True)
+class NullBaseline:
+    """General redundancy of a null model, computed by the same code on the same items.
+
+    Attributes
+    ----------
+    kind : ``shuffled`` (each neuron's rows permuted independently: marginals kept, every
+        cross-neuron correlation destroyed) or ``random-init`` (a randomly initialised model of the
+        same architecture on the same tokens).
+    description : how it was made (seed, window).
+    cka : its layer CKA; ``sweep`` : its clustering sweep (the same thresholds as the real one).
+    """
+
+    kind: str
+    description: str
+    cka: CKAResult
+    sweep: tuple[SweepPoint, ...]
+
+    def at(self, threshold: float) -> SweepPoint:
+        for p in self.sweep:
+            if math.isclose(p.threshold, float(threshold), abs_tol=1e-9):
+                return p
+        raise KeyError(f"threshold {threshold} is not in the null's sweep")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "description": self.description,
+            "cka": self.cka.to_dict(),
+            "sweep": [p.to_dict() for p in self.sweep],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NullBaseline:
+        kw = check_fields(cls, d)
+        kw["cka"] = CKAResult.from_dict(kw["cka"])
+        kw["sweep"] = tuple(SweepPoint.from_dict(p) for p in kw["sweep"])
+        return cls(**kw)
+
+
+@dataclass(frozen=True, kw_only=True)
 class GeneralResult:
     """Everything the general-redundancy stage found for one store (``general.json``).
 
@@ -188,6 +228,8 @@ class GeneralResult:
     created : str
         ISO-8601 UTC time.
     format_version : int
+    nulls : tuple of NullBaseline
+        The null models computed beside the real numbers (``nulls=`` of :func:`run_general`).
     """
 
     store: str
@@ -212,11 +254,13 @@ class GeneralResult:
     versions: dict[str, str] = field(default_factory=dict)
     created: str = field(default_factory=_utc_now)
     format_version: int = RESULT_FORMAT_VERSION
+    nulls: tuple[NullBaseline, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "zero_variance", tuple(int(i) for i in self.zero_variance))
         object.__setattr__(self, "sweep", tuple(self.sweep))
         object.__setattr__(self, "files", tuple(self.files))
+        object.__setattr__(self, "nulls", tuple(self.nulls))
         object.__setattr__(self, "report_threshold", float(self.report_threshold))
         if self.representative not in ("random", "central"):
             raise ValueError(
@@ -275,6 +319,7 @@ class GeneralResult:
         d["estimator"] = dict(self.estimator)
         d["seconds"] = dict(self.seconds)
         d["versions"] = dict(self.versions)
+        d["nulls"] = [n.to_dict() for n in self.nulls]
         return d
 
     @classmethod

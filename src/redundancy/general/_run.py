@@ -17,7 +17,7 @@ from .._progress import Counter, Progress
 from .._serial import write_json_atomic, write_npy_atomic
 from ..store import ActivationStore, package_versions
 from ._cluster import REPRESENTATIVES, correlation_linkage, default_thresholds, threshold_sweep
-from ._result import CKAResult, GeneralResult
+from ._result import CKAResult, GeneralResult, NullBaseline
 from ._stats import DEFAULT_CHUNK_BYTES, NeuronStats
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,67 @@ def accumulate(
     return stats
 
 
+NULLS = ("shuffled",)
+"""Null models :func:`run_general` computes in its own pass (``random-init`` needs its own store:
+the job extracts it and runs :func:`run_general` on it)."""
+
+SHUFFLE_WINDOW = 4096
+"""Rows per window of the shuffled null (see :func:`accumulate_with_shuffled`)."""
+
+
+def accumulate_with_shuffled(
+    store: ActivationStore,
+    *,
+    seed: int = 0,
+    window: int = SHUFFLE_WINDOW,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    progress: Progress | None = None,
+) -> tuple[NeuronStats, NeuronStats]:
+    """One pass filling the real statistics and those of the *shuffled* null at once.
+
+    The rows are visited in windows of ``window`` rows drawn at random without replacement (a seeded
+    permutation of all rows); the real accumulator takes each window as it is (the sums do not
+    depend on the order), the null one after permuting every neuron's column independently within
+    the window. Each neuron keeps its exact marginal distribution, and any two neurons are paired
+    at random within random windows: the expected correlation left between two neurons of true
+    correlation ρ is ρ (K - 1) / (n - 1) for K windows over n rows (about ρ / ``window``), far
+    below any clustering threshold. No second store is written; the null costs one more
+    accumulator (``8 N²`` bytes) and the same arithmetic again.
+    """
+    if isinstance(window, bool) or not isinstance(window, int) or window < 2:
+        raise ValueError(f"window must be an int >= 2, got {window!r}")
+    m = store.manifest
+    n, N = store.n_items, store.n_neurons
+    counter = Counter(progress, f"general {m.task}/{m.split} (+ shuffled null)", n, "item")
+    real = NeuronStats(store.n_layers, store.hidden, chunk_bytes=chunk_bytes)
+    null = NeuronStats(store.n_layers, store.hidden, chunk_bytes=chunk_bytes)
+    rng = np.random.default_rng([int(seed), 7])
+    order = rng.permutation(n)
+    flat = store.activations.reshape(n, N)
+    for start in range(0, n, window):
+        idx = np.sort(order[start : start + window])  # sorted: the memory map is read forwards
+        x = np.asarray(flat[idx])
+        real.update(x)
+        cols = np.ascontiguousarray(x.T)  # one neuron per contiguous row: a fast in-place shuffle
+        rng.permuted(cols, axis=1, out=cols)
+        null.update(cols.T)
+        counter.update(idx.size)
+    return real, null
+
+
+def _null_baseline(
+    kind: str, description: str, stats: NeuronStats, ts: Sequence[float], layer_of: np.ndarray, **cut: Any
+) -> NullBaseline:
+    computed = stats.compute()
+    corr = computed.correlation
+    assert corr is not None
+    sweep = threshold_sweep(corr, ts, layer_of=layer_of, linkage=correlation_linkage(corr), **cut)
+    cka = CKAResult(
+        linear=computed.cka_linear.tolist(), debiased=computed.cka_debiased.tolist(), n_items=computed.n_items
+    )
+    return NullBaseline(kind=kind, description=description, cka=cka, sweep=sweep)
+
+
 def run_general(
     store: str | os.PathLike | ActivationStore,
     out_dir: str | os.PathLike,
@@ -67,6 +128,7 @@ def run_general(
     batch_size: int = 4096,
     save_correlation: bool = False,
     figures: bool = True,
+    nulls: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> GeneralResult:
     """General redundancy of one store: neuron correlations, layer CKA and the clustering sweep.
@@ -98,6 +160,10 @@ def run_general(
         Also save the ``N x N`` correlation matrix (float32).
     figures : bool
         Draw the PNG figures.
+    nulls : sequence of str
+        Null models to compute beside the real numbers: ``"shuffled"`` (every neuron's rows permuted
+        independently, in the same pass: :func:`accumulate_with_shuffled`). Their CKA and sweep land in
+        ``GeneralResult.nulls`` and in the figures.
     progress : :class:`redundancy._progress.Progress`, optional
         Told the number of items read so far (cumulative), after every batch.
 
@@ -117,6 +183,9 @@ def run_general(
     if any(not math.isfinite(t) or t < 0 for t in ts):
         raise ValueError(f"thresholds must be finite and >= 0, got {list(ts)}")
     ts = tuple(sorted(set(ts)))
+    unknown = [k for k in nulls if k not in NULLS]
+    if unknown:
+        raise ValueError(f"unknown null model(s) {unknown}; run_general computes {list(NULLS)}")
 
     opened = store if isinstance(store, ActivationStore) else ActivationStore.open(store)
     m = opened.manifest
@@ -133,7 +202,11 @@ def run_general(
         opened.hidden,
         opened.n_neurons,
     )
-    stats = accumulate(opened, batch_size=batch_size, progress=progress)
+    null_stats = None
+    if "shuffled" in nulls:
+        stats, null_stats = accumulate_with_shuffled(opened, seed=seed, progress=progress)
+    else:
+        stats = accumulate(opened, batch_size=batch_size, progress=progress)
     seconds["pass"] = time.perf_counter() - t0
     if stats.n_items < 2:
         raise ValueError(f"activation store {opened.path}: needs at least 2 items, has {stats.n_items}")
@@ -157,6 +230,21 @@ def run_general(
         write_npy_atomic(out / CORRELATION_FILE, corr.astype(np.float32))
         files.append(CORRELATION_FILE)
     del corr
+    null_results: list[NullBaseline] = []
+    if null_stats is not None:
+        t4 = time.perf_counter()
+        description = (
+            f"each neuron's rows permuted independently within random windows of {SHUFFLE_WINDOW} rows "
+            f"(seed {seed}): marginals kept, cross-neuron correlations destroyed"
+        )
+        cut = {"representative": representative, "random_state": seed}
+        null_results.append(_null_baseline("shuffled", description, null_stats, ts, layer_of, **cut))
+        del null_stats
+        seconds["nulls"] = time.perf_counter() - t4
+        p0 = null_results[-1].at(report_threshold)
+        logger.info(
+            "general: shuffled null at t = %g: %.2f%% redundant", report_threshold, 100 * p0.redundant_share
+        )
 
     def build(extra_files: Sequence[str] = ()) -> GeneralResult:
         return GeneralResult(
@@ -191,6 +279,7 @@ def run_general(
             seconds=dict(seconds),
             files=(*files, *extra_files),
             versions=package_versions(("numpy", "scipy", "fastcluster", "matplotlib")),
+            nulls=tuple(null_results),
         )
 
     result = build()

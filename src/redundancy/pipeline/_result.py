@@ -108,6 +108,13 @@ def _pct(x: float) -> str:
     return "–" if math.isnan(x) else f"{100 * x:.2f}"
 
 
+def _with_ci(x: float, iv: Interval | None) -> str:
+    """``95.01 [94.80, 95.20]`` (in %) with an interval, else the value alone."""
+    if iv is None or math.isnan(iv.low) or math.isnan(x):
+        return _pct(x)
+    return f"{_pct(x)} [{_pct(iv.low)}, {_pct(iv.high)}]"
+
+
 @dataclass(frozen=True)
 class PipelineResult:
     """The pipeline over a grid of tolerance pairs and clustering thresholds, for one task.
@@ -229,8 +236,16 @@ class PipelineResult:
                     f"| {'none' if t is None else f'{t:g}'} | ({r.delta_layer:g}, {r.delta_neuron:g}) "
                     f"| {r.selected_layer}{'' if r.layer_passed else '*'} | {r.n_after_clustering} "
                     f"| {r.n_selected}{'' if r.fs_passed else '*'} | {100 * r.share_of_all:.2f} "
-                    f"| {_pct(r.test)} | {_pct(r.share_of_oracle)} |"
+                    f"| {_with_ci(r.test, r.test_interval)} "
+                    f"| {_with_ci(r.share_of_oracle, r.share_interval)} |"
                 )
+        iv = next((r.test_interval for r in self.rows if r.test_interval is not None), None)
+        if iv is not None:
+            lines += [
+                "",
+                f"[low, high]: {100 * iv.level:g} % bootstrap intervals over test sentences ({iv.n_boot} "
+                f"replicates, seed {iv.seed}; the share of the oracle paired with the oracle's replicates).",
+            ]
         weak = [r for r in self.rows if r.dev <= self.baseline_dev]
         if weak:
             lines += [

@@ -105,6 +105,13 @@ def score(x: float | None) -> str:
     return "–" if missing(x) else f"{100 * x:.2f}"
 
 
+def score_ci(x: float | None, interval: Any = None) -> str:
+    """:func:`score` with its bootstrap interval when there is one: ``95.01 [94.80, 95.20]``."""
+    if interval is None or missing(x) or missing(interval.low) or missing(interval.high):
+        return score(x)
+    return f"{score(x)} [{score(interval.low)}, {score(interval.high)}]"
+
+
 def share(x: float | None) -> str:
     """A share in percent with one decimal."""
     return "–" if missing(x) else f"{100 * x:.1f}"

@@ -26,6 +26,7 @@ from ._blocks import (
     missing,
     num,
     score,
+    score_ci,
     share,
     short,
     size,
@@ -169,7 +170,7 @@ def probe_blocks(task: str, p: TaskRedundancyResult, fig: FigureMaker) -> list[B
         Paragraph(
             f"Linear probes ({p.solver} solver) on {p.model}, {p.metric} in %; selection on dev, "
             f"{split} reported. Oracle (all {p.n_neurons:,} neurons): dev {score(o.dev_score)}, "
-            f"test {score(o.test_score)}."
+            f"test {score_ci(o.test_score, o.test_interval)}." + _interval_note(o)
         )
     ]
     blocks += fig(
@@ -191,9 +192,17 @@ def probe_blocks(task: str, p: TaskRedundancyResult, fig: FigureMaker) -> list[B
     rows = []
     for i, (one, inc) in enumerate(zip(p.layerwise, p.incremental, strict=False)):
         rows.append(
-            (str(i), score(one.dev_score), score(one.test_score), score(inc.dev_score), score(inc.test_score))
+            (
+                str(i),
+                score(one.dev_score),
+                score_ci(one.test_score, one.test_interval),
+                score(inc.dev_score),
+                score_ci(inc.test_score, inc.test_interval),
+            )
         )
-    rows.append((f"oracle ({p.n_neurons:,})", score(o.dev_score), score(o.test_score), "", ""))
+    rows.append(
+        (f"oracle ({p.n_neurons:,})", score(o.dev_score), score_ci(o.test_score, o.test_interval), "", "")
+    )
     blocks.append(
         Table(
             header=("layer l", "layer l: dev", "layer l: test", "layers 0..l: dev", "layers 0..l: test"),
@@ -210,9 +219,10 @@ def probe_blocks(task: str, p: TaskRedundancyResult, fig: FigureMaker) -> list[B
             f"Minimal neuron set (δ = {m.delta:g}%, dev above {score(m.target)}, "
             f"ranking {m.ranking_method}): "
             f"{m.k:,} neurons ({share(m.share)}% of {p.n_neurons:,}), dev {score(m.result.dev_score)}, "
-            f"test {score(m.result.test_score)}.{status}"
+            f"test {score_ci(m.result.test_score, m.result.test_interval)}.{status}"
         )
     )
+    blocks += _selectivity_blocks(p)
     c = p.controls
     if c is None:
         blocks.append(Paragraph(f"Controls: {NOT_RUN}.", True))
@@ -244,6 +254,35 @@ def probe_blocks(task: str, p: TaskRedundancyResult, fig: FigureMaker) -> list[B
             )
         )
     return blocks
+
+
+def _interval_note(r: Any) -> str:
+    iv = r.test_interval
+    if iv is None:
+        return ""
+    return (
+        f" Test scores in brackets: {100 * iv.level:g} % bootstrap intervals over test sentences "
+        f"({iv.n_boot} replicates, seed {iv.seed}; the probes are not retrained)."
+    )
+
+
+def _selectivity_blocks(p: TaskRedundancyResult) -> list[Block]:
+    s = p.selectivity
+    if s is None:
+        return []
+    rows = tuple(
+        (r.name, f"{r.n_neurons:,}", score(r.task_accuracy), score(r.control_accuracy), score(r.selectivity))
+        for r in s.rows
+    )
+    return [
+        Table(
+            header=("probe", "neurons", "task accuracy", "control accuracy", "selectivity"),
+            rows=rows,
+            caption=f"Selectivity ({s.split} accuracy in %, points): the same probes trained on a control "
+            f"task, {s.control}; {s.n_types:,} word types in train, seed {s.seed}. A probe that scores "
+            "as well on the control task reads word identity, not the property.",
+        )
+    ]
 
 
 def _ranking_blocks(task: str, p: TaskRedundancyResult, fig: FigureMaker, split: str) -> list[Block]:

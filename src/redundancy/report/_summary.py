@@ -62,11 +62,18 @@ def headline_row(
     )[1]
 
 
+def _iv(interval: Any) -> dict[str, Any] | None:
+    """An interval as ``results.json`` records it (estimator named: a sentence bootstrap)."""
+    if interval is None:
+        return None
+    return {**interval.to_dict(), "estimator": f"sentence bootstrap, {interval.method} interval"}
+
+
 def task_summary(section: TaskSection) -> dict[str, Any]:
     """The headline numbers of one task (``results.json``'s ``summary``; the report's summary table)."""
     g, p, q, c = section.general, section.probe, section.pipeline, section.compact
     out: dict[str, Any] = {"task": section.task, "model": section.model}
-    out.update(dict.fromkeys(("general", "oracle", "minimal_set", "pipeline", "compact")))
+    out.update(dict.fromkeys(("general", "oracle", "minimal_set", "selectivity", "pipeline", "compact")))
     out["metric"] = q.metric if q is not None else p.metric if p is not None else None
     out["stages"] = {
         "general": g is not None,
@@ -86,6 +93,9 @@ def task_summary(section: TaskSection) -> dict[str, Any]:
         out["oracle"] = {"dev": q.oracle_dev, "test": q.oracle_test, "n_neurons": q.n_neurons}
     elif p is not None:
         out["oracle"] = {"dev": p.oracle.dev_score, "test": p.oracle.test_score, "n_neurons": p.n_neurons}
+    if out["oracle"] is not None:
+        # the probe stage's oracle is the pipeline's (the same incremental probe on every layer)
+        out["oracle"]["test_interval"] = _iv(None if p is None else p.oracle.test_interval)
     if p is not None:
         m = p.minimal
         out["minimal_set"] = {
@@ -94,8 +104,24 @@ def task_summary(section: TaskSection) -> dict[str, Any]:
             "found": m.found,
             "dev": m.result.dev_score,
             "test": m.result.test_score,
+            "test_interval": _iv(m.result.test_interval),
             "ranking": m.ranking_method,
         }
+        if p.selectivity is not None:
+            sel = p.selectivity
+            out["selectivity"] = {
+                "split": sel.split,
+                "seed": sel.seed,
+                "metric": "accuracy (task) - accuracy (word-type control task)",
+                "probes": {
+                    r.name: {
+                        "task": r.task_accuracy,
+                        "control": r.control_accuracy,
+                        "selectivity": r.selectivity,
+                    }
+                    for r in sel.rows
+                },
+            }
     row = headline_row(q, c)
     if row is not None:
         out["pipeline"] = {
@@ -108,6 +134,8 @@ def task_summary(section: TaskSection) -> dict[str, Any]:
             "dev": row.dev,
             "test": row.test,
             "share_of_oracle": row.share_of_oracle,
+            "test_interval": _iv(row.test_interval),
+            "share_interval": _iv(row.share_interval),
             "chosen_by": "compact model" if compact_row(q, c) is row else "fewest neurons",
         }
     if c is not None:
@@ -124,6 +152,12 @@ def task_summary(section: TaskSection) -> dict[str, Any]:
     return json_ready(out)
 
 
+def _score_ci(x: Any, iv: dict[str, Any] | None) -> str:
+    if not iv or iv.get("low") is None or iv.get("high") is None:
+        return score(x)
+    return f"{score(x)} [{score(iv['low'])}, {score(iv['high'])}]"
+
+
 def summary_table(report: Report) -> Table:
     rows = []
     for sec in report.sections:
@@ -137,14 +171,14 @@ def summary_table(report: Report) -> Table:
             (
                 sec.task + (f" ({s['metric']})" if s.get("metric") else ""),
                 NOT_RUN if g is None else share(g["redundant_share"]),
-                NOT_RUN if o is None else score(o["test"]),
+                NOT_RUN if o is None else _score_ci(o["test"], o.get("test_interval")),
                 NOT_RUN if m is None else f"{num(m['k'])} ({share(m['share'])}%)",
                 NOT_RUN if r is None else setting,
                 NOT_RUN if r is None else str(r["selected_layer"]),
                 NOT_RUN if r is None else num(r["n_selected"]),
                 NOT_RUN if r is None else f"{100 * r['share_of_all']:.2f}",
-                NOT_RUN if r is None else score(r["test"]),
-                NOT_RUN if r is None else score(r["share_of_oracle"]),
+                NOT_RUN if r is None else _score_ci(r["test"], r.get("test_interval")),
+                NOT_RUN if r is None else _score_ci(r["share_of_oracle"], r.get("share_interval")),
                 NOT_RUN if c is None else f"{size(c['size_bytes'])} / {size(c['full_model_bytes'])}",
             )
         )
