@@ -31,6 +31,7 @@ def _config(tmp_path: Path, model: Path, **extra) -> str:
         f"l1 = {extra.pop('l1', 1e-5)}",
         "n_seeds = 0",
         "random_draws = 1",
+        *extra.pop("sections", ()),
     ]
     path = tmp_path / "job.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -376,3 +377,37 @@ def test_second_run_on_the_same_folder_is_refused(tmp_path, tiny):
             run_job(load_config(cfg))
         assert main(["-q", "run", cfg, "--no-progress"]) == 2
     assert not (run / "stores").exists()
+
+
+def test_rigour_nulls_intervals_and_selectivity(tmp_path, tiny, data_dir):
+    """[rigour]: both null models beside the real sweep, intervals on the probe and pipeline scores,
+    selectivity of the probes; all cached on a rerun."""
+    rigour = ["[rigour]", 'nulls = ["shuffled", "random-init"]', "bootstrap = 50", "selectivity = true"]
+    cfg = _config(tmp_path, tiny("bert"), sections=rigour)
+    run = tmp_path / "run"
+    assert main(["-q", "run", cfg, "--no-progress", "--data-dir", str(data_dir)]) == 0
+    general = json.loads((run / "general" / "sem" / "general.json").read_text())
+    kinds = [n["kind"] for n in general["nulls"]]
+    assert kinds == ["shuffled", "random-init"]
+    null_store = json.loads((run / "stores" / "sem-train.random-init" / "manifest.json").read_text())
+    real_store = json.loads((run / "stores" / "sem-train" / "manifest.json").read_text())
+    assert null_store["model"].endswith("+random-init-s0")
+    assert null_store["weights_sha256"] != real_store["weights_sha256"]
+    probe = json.loads((run / "probe" / "sem" / "probe.json").read_text())
+    iv = probe["oracle"]["test_interval"]
+    assert iv["n_boot"] == 50 and iv["low"] <= probe["oracle"]["test"]["accuracy"] <= iv["high"]
+    names = {r["name"] for r in probe["selectivity"]["rows"]}
+    assert {"oracle", "minimal", "layer-0"} <= names
+    results = json.loads((run / "report" / "results.json").read_text())
+    (summary,) = results["summary"]
+    assert summary["pipeline"]["test_interval"]["n_boot"] == 50
+    assert summary["pipeline"]["share_interval"]["estimate"] == pytest.approx(
+        summary["pipeline"]["share_of_oracle"]
+    )
+    assert summary["selectivity"]["probes"]["oracle"]["control"] <= 1.0
+    md = (run / "report" / "report.md").read_text()
+    assert "Selectivity" in md and "bootstrap intervals" in md
+    assert main(["-q", "run", cfg, "--no-progress", "--data-dir", str(data_dir)]) == 0
+    again = _statuses(run)
+    again.pop("all/report")
+    assert set(again.values()) == {"cached"}

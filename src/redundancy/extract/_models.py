@@ -191,10 +191,12 @@ class LoadedModel:
     resolved: ResolvedModel
     weights_sha256: str
     max_length: int
+    init: str = "pretrained"
 
     @property
     def name(self) -> str:
-        return self.resolved.name
+        """The model's name; a randomly initialised one says so (``NAME+random-init-s0``)."""
+        return self.resolved.name if self.init == "pretrained" else f"{self.resolved.name}+{self.init}"
 
     @property
     def n_layers(self) -> int:
@@ -237,10 +239,29 @@ def model_max_length(model, tokenizer) -> int:
     return min(limits) if limits else _DEFAULT_MAX_LENGTH
 
 
+def _state_hash(model) -> str:
+    """SHA-256 over a model's parameters and buffers (names and bytes, in state-dict order)."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
 def load_model(
-    ref: str, *, device: str = "cpu", cache: str | Path | None = None, max_length: int | None = None
+    ref: str,
+    *,
+    device: str = "cpu",
+    cache: str | Path | None = None,
+    max_length: int | None = None,
+    random_init: int | None = None,
 ) -> LoadedModel:
     """Load ``AutoModel`` and a fast ``AutoTokenizer`` for ``ref`` (see :func:`resolve_model`).
+
+    ``random_init=SEED`` builds the same architecture with random weights instead
+    (``AutoModel.from_config`` of ``ref``'s config under ``torch.manual_seed(SEED)``, the caller's
+    random state untouched): the null model of general redundancy, with ``ref``'s tokenizer. Its
+    ``weights_sha256`` hashes the random parameters and its name ends in ``+random-init-sSEED``.
 
     Byte-level BPE tokenizers (GPT-2, RoBERTa) are loaded with ``add_prefix_space=True`` so that
     pre-split words tokenize as they would inside running text. A tokenizer without a pad token
@@ -257,7 +278,16 @@ def load_model(
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         if is_byte_level(tokenizer) and not getattr(tokenizer, "add_prefix_space", False):
             tokenizer = AutoTokenizer.from_pretrained(source, add_prefix_space=True, **kwargs)
-        model = AutoModel.from_pretrained(source, **kwargs)
+        if random_init is None:
+            model = AutoModel.from_pretrained(source, **kwargs)
+        else:
+            import torch
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(source, **kwargs)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(random_init))
+                model = AutoModel.from_config(config)
     except OSError as err:
         if resolved.path is None:
             hint = (
@@ -285,4 +315,8 @@ def load_model(
         if max_length > limit:
             raise ModelError(f"max_length {max_length} exceeds the model's limit of {limit} tokens")
         limit = max_length
+    if random_init is not None:
+        return LoadedModel(
+            model, tokenizer, resolved, _state_hash(model), limit, f"random-init-s{int(random_init)}"
+        )
     return LoadedModel(model, tokenizer, resolved, weights_hash(resolved.path), limit)

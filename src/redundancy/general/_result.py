@@ -333,4 +333,5 @@ class GeneralResult:
             )
         kw["cka"] = CKAResult.from_dict(kw["cka"])
         kw["sweep"] = tuple(SweepPoint.from_dict(p) for p in kw["sweep"])
+        kw["nulls"] = tuple(NullBaseline.from_dict(n) for n in kw.get("nulls", ()))
         return cls(**kw)

@@ -7,7 +7,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +55,9 @@ def accumulate(
     return stats
 
 
-NULLS = ("shuffled",)
-"""Null models :func:`run_general` computes in its own pass (``random-init`` needs its own store:
-the job extracts it and runs :func:`run_general` on it)."""
+NULLS = ("shuffled", "random-init")
+"""Null models of :func:`run_general`: ``shuffled`` in its own pass; ``random-init`` from a store of
+the same items extracted with a randomly initialised model (``null_stores``)."""
 
 SHUFFLE_WINDOW = 4096
 """Rows per window of the shuffled null (see :func:`accumulate_with_shuffled`)."""
@@ -129,6 +129,7 @@ def run_general(
     save_correlation: bool = False,
     figures: bool = True,
     nulls: Sequence[str] = (),
+    null_stores: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> GeneralResult:
     """General redundancy of one store: neuron correlations, layer CKA and the clustering sweep.
@@ -163,7 +164,11 @@ def run_general(
     nulls : sequence of str
         Null models to compute beside the real numbers: ``"shuffled"`` (every neuron's rows permuted
         independently, in the same pass: :func:`accumulate_with_shuffled`). Their CKA and sweep land in
-        ``GeneralResult.nulls`` and in the figures.
+        ``GeneralResult.nulls`` and in the figures; ``"random-init"``: the same statistics on
+        ``null_stores["random-init"]``, a store of the same items from a randomly initialised model of
+        the same architecture (:func:`redundancy.extract.load_model` with ``random_init=SEED``).
+    null_stores : mapping of str to store or path
+        The stores of the null models that need one (``random-init``).
     progress : :class:`redundancy._progress.Progress`, optional
         Told the number of items read so far (cumulative), after every batch.
 
@@ -186,6 +191,9 @@ def run_general(
     unknown = [k for k in nulls if k not in NULLS]
     if unknown:
         raise ValueError(f"unknown null model(s) {unknown}; run_general computes {list(NULLS)}")
+    null_stores = dict(null_stores or {})
+    if "random-init" in nulls and "random-init" not in null_stores:
+        raise ValueError("the random-init null needs its store: null_stores={'random-init': STORE}")
 
     opened = store if isinstance(store, ActivationStore) else ActivationStore.open(store)
     m = opened.manifest
@@ -241,9 +249,35 @@ def run_general(
         null_results.append(_null_baseline("shuffled", description, null_stats, ts, layer_of, **cut))
         del null_stats
         seconds["nulls"] = time.perf_counter() - t4
-        p0 = null_results[-1].at(report_threshold)
+    if "random-init" in nulls:
+        t5 = time.perf_counter()
+        ns = null_stores["random-init"]
+        rs = ns if isinstance(ns, ActivationStore) else ActivationStore.open(ns)
+        rm = rs.manifest
+        same = (rs.n_layers, rs.hidden, rs.n_items) == (opened.n_layers, opened.hidden, opened.n_items)
+        same = same and np.array_equal(rs.sentence_ids, opened.sentence_ids)
+        same = same and np.array_equal(rs.positions, opened.positions) and rm.task == m.task
+        if not same:
+            raise ValueError(
+                f"{rs.path}: the random-init null's store must hold the same items and shape as "
+                f"{opened.path} ({rs.n_items} items of {rs.n_layers} x {rs.hidden} vs {opened.n_items} of "
+                f"{opened.n_layers} x {opened.hidden}, or other sentences)"
+            )
+        description = (
+            f"{rm.model}: the same architecture with random weights (sha256 {rm.weights_sha256[:12]})"
+        )
+        cut = {"representative": representative, "random_state": seed}
+        rstats = accumulate(rs, batch_size=batch_size, progress=progress)
+        null_results.append(_null_baseline("random-init", description, rstats, ts, layer_of, **cut))
+        del rstats
+        seconds["nulls"] = seconds.get("nulls", 0.0) + time.perf_counter() - t5
+    for nb in null_results:
+        p0 = nb.at(report_threshold)
         logger.info(
-            "general: shuffled null at t = %g: %.2f%% redundant", report_threshold, 100 * p0.redundant_share
+            "general: %s null at t = %g: %.2f%% redundant",
+            nb.kind,
+            report_threshold,
+            100 * p0.redundant_share,
         )
 
     def build(extra_files: Sequence[str] = ()) -> GeneralResult:

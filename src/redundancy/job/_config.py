@@ -282,6 +282,9 @@ class FinetuneSettings(_Section):
         return FinetuneConfig(**kw, threads=threads, device=device)
 
 
+RIGOUR_NULLS = ("shuffled", "random-init")
+
+
 @dataclass(frozen=True)
 class RigourSettings(_Section):
     """``[rigour]``: error bars and baselines (see docs/rigour.md).
@@ -289,7 +292,9 @@ class RigourSettings(_Section):
     ``bootstrap``: replicates of the sentence bootstrap of every probe and pipeline test score (0: no
     intervals); ``level``: their coverage; ``selectivity``: train the probe stage's layer family and
     minimal set on the control task of Hewitt & Liang (token tasks; a fixed random label per word
-    type) and report every probe's selectivity.
+    type) and report every probe's selectivity; ``nulls``: null models of the general stage,
+    ``shuffled`` (each neuron's rows permuted independently, in the same pass) and ``random-init``
+    (a randomly initialised model of the same architecture, seeded, extracted on the same tokens).
     """
 
     TABLE = "rigour"
@@ -297,8 +302,11 @@ class RigourSettings(_Section):
     bootstrap: int = DEFAULT_BOOT
     level: float = DEFAULT_LEVEL
     selectivity: bool = False
+    nulls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        bad = [k for k in self.nulls if k not in RIGOUR_NULLS]
+        self._require(not bad, "nulls", f"unknown {bad}; {_one_of(RIGOUR_NULLS)}")
         self._require(self.bootstrap == 0 or self.bootstrap >= 2, "bootstrap", "must be 0 (off) or >= 2")
         self._require(0 < self.level < 1, "level", "must lie in (0, 1)")
 
@@ -462,6 +470,12 @@ def _coerce(name: str, annotation: str, value: Any, source: str, key: str) -> An
             value = [value]
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise _fail(source, key, "expected a non-empty list of names")
+        return tuple(value)
+    if name == "nulls":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _fail(source, key, 'expected a list of null model names, e.g. ["shuffled", "random-init"]')
         return tuple(value)
     if annotation.startswith("bool"):
         if not isinstance(value, bool):

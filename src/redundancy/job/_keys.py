@@ -58,9 +58,15 @@ def finetune_inputs(config: JobConfig, task: str, weights: str) -> dict[str, Any
 
 
 def general_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, Any]:
-    """General redundancy: the ``[general] split``'s store, ``[general]`` and the seed."""
+    """General redundancy: the ``[general] split``'s store, ``[general]``, the seed and the null
+    models of ``[rigour] nulls`` (with ``random-init``, the null model's store too: ``null_store``)."""
     g = config.general
-    return {"store": stores[g.split], "general": g.to_dict(), "seed": config.seed}
+    inputs = {"store": stores[g.split], "general": g.to_dict(), "seed": config.seed}
+    if config.rigour.nulls:
+        inputs["nulls"] = list(config.rigour.nulls)
+        if "random-init" in config.rigour.nulls:
+            inputs["null_store"] = stores.get(f"{g.split}.random-init", "")
+    return inputs
 
 
 def probe_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, Any]:

@@ -310,7 +310,48 @@ def _general_inputs(job: _Job, a: _Analysis, keys: Mapping[str, str]) -> dict[st
     split = job.config.general.split
     if split not in a.stores:
         raise ValueError(f"task {a.label!r} has no {split!r} split for the general stage")
-    return general_inputs(job.config, a.stores)
+    stores = dict(a.stores)
+    if "random-init" in job.config.rigour.nulls:
+        stores[f"{split}.random-init"] = _extract_random_init(job, a.target, split)
+    return general_inputs(job.config, stores)
+
+
+def _random_init_dir(job: _Job, label: str, split: str) -> Path:
+    return job.out / "stores" / f"{label}-{split}.random-init"
+
+
+def _extract_random_init(job: _Job, target: _Target, split: str) -> str:
+    """The random-init null's store of one split (the same tokens through a randomly initialised
+    model of the same architecture, seeded with the job's seed; cached like any extraction)."""
+    from ..data import load_task
+    from ..extract import extract, items_sha256, load_model
+
+    c = job.config
+    cap = max_tokens(c, target.task, split)
+    data = load_task(target.task, split, c.data_dir, max_tokens=cap, max_items=c.extract.max_items)
+    store = _random_init_dir(job, target.label, split)
+    weights = f"random-init-s{c.seed}:{job.weights(target.model)}"
+    inputs = extract_inputs(
+        c,
+        model=target.model,
+        weights=weights,
+        task=target.task,
+        split=split,
+        items=items_sha256(data),
+        files=data.files,
+    )
+
+    def run() -> list[Path]:
+        lm = load_model(
+            target.model, device=job.compute.device, max_length=c.extract.max_length, random_init=c.seed
+        )
+        config = c.extract.extract_config(job.compute.threads, job.compute.device)
+        extract(data, lm, store, config, overwrite=True, progress=job.progress)
+        _plan_hash(store)
+        return [store]
+
+    job.cached("extract", f"{target.label}-{split}.random-init", inputs, run)
+    return _plan_hash(store)
 
 
 def _general(job: _Job, a: _Analysis) -> list[Path]:
@@ -319,6 +360,8 @@ def _general(job: _Job, a: _Analysis) -> list[Path]:
 
     g, out = job.config.general, job.out / "general" / a.label
     store = ActivationStore.open(_store_dir(job, a.label, g.split))
+    nulls = job.config.rigour.nulls
+    null_stores = {"random-init": _random_init_dir(job, a.label, g.split)} if "random-init" in nulls else {}
     run_general(
         store,
         out,
@@ -326,6 +369,8 @@ def _general(job: _Job, a: _Analysis) -> list[Path]:
         report_threshold=g.report_threshold,
         seed=job.config.seed,
         representative=g.representative,
+        nulls=nulls,
+        null_stores=null_stores,
         progress=job.progress,
     )
     return [out / "general.json"]
