@@ -84,3 +84,25 @@ def test_debiased_cka_of_independent_random_matrices_is_zero_and_biased_is_not()
     stats = NeuronStats(2, 100).update(np.c_[x, y]).compute(correlation=False)
     assert stats.cka_linear[0, 1] == pytest.approx(biased[-1], abs=1e-10)
     assert stats.cka_debiased[0, 1] == pytest.approx(debiased[-1], abs=1e-10)
+
+
+def test_cka_diagnostics_warn_when_items_are_few_per_feature(caplog):
+    from redundancy.general import cka_diagnostics
+
+    lin = np.array([[1.0, 0.40], [0.40, 1.0]])
+    deb = np.array([[1.0, 0.02], [0.02, 1.0]])
+    with caplog.at_level("WARNING"):
+        d = cka_diagnostics(500, 100, lin, deb)
+    assert (
+        "cka_warning" in d and "< 10 per feature" in d["cka_warning"] and "5.0" == d["cka_items_per_feature"]
+    )
+    assert d["cka_max_biased_minus_debiased"] == "0.3800" and d["cka_pairs_differing_by_over_0.01"] == "1"
+    assert "biased CKA is inflated" in caplog.text
+    ok = cka_diagnostics(5000, 100, lin, lin)
+    assert "cka_warning" not in ok and ok["cka_pairs_differing_by_over_0.01"] == "0"
+
+
+def test_general_result_records_the_diagnostics(correlated_store, tmp_path):
+    r = run_general(correlated_store, tmp_path, figures=False)
+    assert r.estimator["cka_items_per_feature"] == f"{6000 / 16:.1f}"
+    assert "cka_warning" not in r.estimator

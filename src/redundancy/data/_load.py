@@ -42,6 +42,26 @@ def carve_train_dev(n: int, seed: int = DEFAULT_SEED) -> tuple[list[int], list[i
     return [int(i) for i in order[:n_train]], [int(i) for i in order[n_train:]]
 
 
+def _item_key(item: TokenSentence | SentenceExample) -> tuple:
+    """What makes two items the same text: a sentence's words, an example's text (and pair)."""
+    if isinstance(item, TokenSentence):
+        return ("words", item.words)
+    return ("text", item.text, item.text_pair)
+
+
+def group_duplicates(
+    items: Sequence[Item], train_idx: list[int], dev_idx: list[int]
+) -> tuple[list[int], list[int], int]:
+    """The carve with every dev item whose text also occurs in train moved to train (kept in its
+    shuffled position at the end of train), so no sentence, and for pairs no identical pair, is on
+    both sides; returns ``(train, dev, moved)``. Duplicates inside dev alone stay together in dev."""
+    seen = {_item_key(items[i]) for i in train_idx}
+    keep, moved = [], []
+    for i in dev_idx:
+        (moved if _item_key(items[i]) in seen else keep).append(i)
+    return train_idx + moved, keep, len(moved)
+
+
 def _locate(spec: TaskSpec, file: str, split: str, data_dir: str | Path | None) -> Path:
     """The task file in the data directory, else in the fetch cache, else :class:`MissingDataError`."""
     root = resolve_data_dir(data_dir)
@@ -200,6 +220,12 @@ def load_task(
         if plan.part != "all":
             seed = used_seed = DEFAULT_SEED if seed is None else seed
             train_idx, dev_idx = carve_train_dev(len(items), seed)
+            train_idx, dev_idx, moved = group_duplicates(items, train_idx, dev_idx)
+            if moved:
+                notes.append(
+                    f"{moved} dev item(s) identical to a train item (same text) kept in train: no sentence "
+                    "or pair lands on both sides of the carve"
+                )
             chosen = train_idx if plan.part == "train" else dev_idx
             if source.order == "original":
                 chosen = sorted(chosen)

@@ -25,6 +25,8 @@ accumulate
 accumulate_with_shuffled, NullBaseline, NULLS
     The same pass filling the shuffled null's statistics too (each neuron's rows permuted
     independently); a null model's CKA and sweep (``GeneralResult.nulls``).
+cka_diagnostics
+    Items per feature (a warning below 10) and the gap between biased and debiased CKA.
 plot_cka, plot_threshold, plot_layers, plot_spans, write_figures
     The stage's figures of a :class:`GeneralResult` (PNG files; matplotlib's Agg canvas, no pyplot).
 """
@@ -41,7 +43,7 @@ from ._cluster import (
 )
 from ._plots import plot_cka, plot_layers, plot_spans, plot_threshold, write_figures
 from ._result import CKAResult, GeneralResult, NullBaseline, SweepPoint
-from ._run import NULLS, accumulate, accumulate_with_shuffled, load_result, run_general
+from ._run import NULLS, accumulate, accumulate_with_shuffled, cka_diagnostics, load_result, run_general
 from ._stats import NeuronStatistics, NeuronStats, hsic_unbiased_terms, linear_cka
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "REPRESENTATIVES",
     "NullBaseline",
     "accumulate_with_shuffled",
+    "cka_diagnostics",
     "CKAResult",
     "CorrelationClusterer",
     "GeneralResult",

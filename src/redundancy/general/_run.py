@@ -103,6 +103,34 @@ def accumulate_with_shuffled(
     return real, null
 
 
+CKA_ITEMS_PER_FEATURE = 10
+"""Below this many items per feature of a layer, biased linear CKA is inflated by its bias (it tends to
+d / (n + d) for independent layers): a warning is logged and recorded."""
+
+
+def cka_diagnostics(n_items: int, hidden: int, linear: np.ndarray, debiased: np.ndarray) -> dict[str, str]:
+    """The estimator's diagnostics recorded in ``GeneralResult.estimator``: the items-vs-features ratio
+    (a warning when ``n_items < 10 · hidden``) and the largest gap between biased and debiased CKA,
+    with the layer pairs where they differ by more than 0.01 (read both there)."""
+    ratio = n_items / max(hidden, 1)
+    gap = np.abs(np.asarray(linear) - np.asarray(debiased))
+    gap = np.where(np.isfinite(gap), gap, 0.0)
+    pairs = [(int(a), int(b)) for a, b in zip(*np.nonzero(np.triu(gap > 0.01, 1)), strict=True)]
+    out = {
+        "cka": "linear CKA (biased, feature space) and debiased linear CKA (unbiased HSIC), side by side",
+        "cka_items_per_feature": f"{ratio:.1f}",
+        "cka_max_biased_minus_debiased": f"{float(gap.max(initial=0.0)):.4f}",
+        "cka_pairs_differing_by_over_0.01": str(len(pairs)),
+    }
+    if n_items < CKA_ITEMS_PER_FEATURE * hidden:
+        out["cka_warning"] = (
+            f"{n_items} items for {hidden} features per layer (< {CKA_ITEMS_PER_FEATURE} per feature): "
+            "biased CKA is inflated; read the debiased values"
+        )
+        logger.warning("general: %s", out["cka_warning"])
+    return out
+
+
 def _null_baseline(
     kind: str, description: str, stats: NeuronStats, ts: Sequence[float], layer_of: np.ndarray, **cut: Any
 ) -> NullBaseline:
@@ -238,6 +266,7 @@ def run_general(
         write_npy_atomic(out / CORRELATION_FILE, corr.astype(np.float32))
         files.append(CORRELATION_FILE)
     del corr
+    diagnostics = cka_diagnostics(computed.n_items, opened.hidden, computed.cka_linear, computed.cka_debiased)
     null_results: list[NullBaseline] = []
     if null_stats is not None:
         t4 = time.perf_counter()
@@ -309,6 +338,7 @@ def run_general(
                 "linkage": "average (fastcluster)",
                 "cut": "scipy fcluster, criterion='distance'",
                 "representative": representative,
+                **diagnostics,
             },
             seconds=dict(seconds),
             files=(*files, *extra_files),

@@ -62,6 +62,16 @@ def headline_row(
     )[1]
 
 
+def _adjacent(g: Any) -> dict[str, Any]:
+    """CKA of each pair of adjacent layers, biased and debiased side by side."""
+    lin, deb = g.cka.as_array("linear"), g.cka.as_array("debiased")
+    return {
+        "linear": [float(lin[i, i + 1]) for i in range(lin.shape[0] - 1)],
+        "debiased": [float(deb[i, i + 1]) for i in range(deb.shape[0] - 1)],
+        "estimator": "linear CKA (biased) and debiased linear CKA (unbiased HSIC), one float64 pass",
+    }
+
+
 def _iv(interval: Any) -> dict[str, Any] | None:
     """An interval as ``results.json`` records it (estimator named: a sentence bootstrap)."""
     if interval is None:
@@ -88,6 +98,18 @@ def task_summary(section: TaskSection) -> dict[str, Any]:
             "redundant_share": point.redundant_share,
             "n_clusters": point.n_clusters,
             "n_neurons": point.n_neurons,
+            "estimator": "correlation clustering: Pearson (one float64 pass), 1 - |r|, average linkage",
+            "cka_adjacent": _adjacent(g),
+            "cka_items_per_feature": g.n_items / g.hidden,
+            "cka_warning": g.estimator.get("cka_warning"),
+            "nulls": {
+                n.kind: {
+                    "redundant_share": n.at(g.report_threshold).redundant_share,
+                    "cka_adjacent": _adjacent(n),
+                    "description": n.description,
+                }
+                for n in g.nulls
+            },
         }
     if q is not None:
         out["oracle"] = {"dev": q.oracle_dev, "test": q.oracle_test, "n_neurons": q.n_neurons}
