@@ -179,7 +179,8 @@ def _write_rte(root: Path) -> Path:
     folder.mkdir(parents=True)
     labels = ("entailment", "not_entailment")
     for file, n in (("train.tsv", 30), ("dev.tsv", 4)):
-        rows = [f"{i}\t{SENTENCES[i % 6]}\t{SENTENCES[(i + 1) % 6]}\t{labels[i % 2]}" for i in range(n)]
+        # distinct pairs: a dev pair identical to a train pair would be kept in train by the carve
+        rows = [f"{i}\t{SENTENCES[i % 6]}\t{SENTENCES[(i + 1) % 6]} ({i})\t{labels[i % 2]}" for i in range(n)]
         (folder / file).write_text("index\tsentence1\tsentence2\tlabel\n" + "\n".join(rows) + "\n")
     return root
 
