@@ -239,6 +239,18 @@ def test_each_stage_is_keyed_on_what_it_reads():
     compact = dataclasses.replace(config, compact=dataclasses.replace(config.compact, min_share=0.9))
     other = stage_keys(compact, _STORES, weights="w")
     assert {s for s in keys if other[s] != keys[s]} == {"compact"}
+
+    # [rigour]: the general stage's groups and nulls reach only it; the bootstrap reaches the
+    # stages that resample (probe, pipeline) and those that follow them
+    def rigour(**kw) -> set[str]:
+        other = stage_keys(
+            dataclasses.replace(config, rigour=dataclasses.replace(config.rigour, **kw)), _STORES, weights="w"
+        )
+        return {s for s in keys if other[s] != keys[s]}
+
+    assert rigour(general_groups=10) == rigour(nulls=("shuffled",)) == {"general"}
+    assert rigour(selectivity=True) == {"probe", "ablate"}
+    assert rigour(level=0.9) == {"probe", "ablate", "pipeline", "compact"}  # no general groups here
     # whether the pretrained model is compared changes what is analysed, not the fine-tuning
     ft = dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, compare_pretrained=False))
     assert stage_keys(ft, _STORES, weights="w") == keys

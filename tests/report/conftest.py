@@ -43,7 +43,9 @@ def run(tmp_path_factory):
         acts, y = _acts(300, 3)
         write_store(stores / "toy2-dev", acts, y, TAGS, split="dev", task="toy2")
 
-        general = run_general(stores / "toy-dev", root / "general" / "toy", figures=False)
+        general = run_general(
+            stores / "toy-dev", root / "general" / "toy", figures=False, nulls=("shuffled",), intervals=5
+        )
         general2 = run_general(stores / "toy2-dev", root / "general" / "toy2", figures=False)
         probe = run_task_redundancy(
             stores / "toy-train", stores / "toy-dev", stores / "toy-test", n_random=2, probe_seeds=2

@@ -329,3 +329,24 @@ def test_cli_writes_the_report(run, tmp_path, capsys):
     printed = capsys.readouterr().out.split()
     assert printed == [str(out / "results.json"), str(out / "report.md"), str(out / "report.html")]
     assert json.loads((out / "results.json").read_text())["title"] == "CLI title"
+
+
+def test_general_numbers_carry_their_nulls_and_jackknife_intervals(run, written):
+    g = run["general"]
+    _, files = written
+    md = files.markdown.read_text()
+    point, iv = g.at(), g.share_interval()
+    assert iv.low <= point.redundant_share <= iv.high and iv.n_boot == 5
+    cell = f"{100 * point.redundant_share:.1f} [{100 * iv.low:.1f}, {100 * iv.high:.1f}]"
+    assert f"{cell}% of the neurons are redundant (shuffled null: " in md
+    assert "| threshold t | clusters | redundant % | shuffled null: redundant % | largest cluster |" in md
+    assert "| layers | linear CKA | debiased CKA | shuffled: linear | shuffled: debiased |" in md
+    assert "delete-a-group jackknife over sentences (5 random groups" in md
+    assert "| layers spanned | clusters | shuffled null |" in md
+    summaries = json.loads(files.results.read_text())["summary"]
+    (summary,) = [s["general"] for s in summaries if s["task"] == "toy"]
+    rec = summary["redundant_share_interval"]
+    assert rec["estimator"] == "delete-a-group jackknife over sentences, t interval"
+    assert (rec["low"], rec["high"], rec["n_boot"]) == (iv.low, iv.high, 5)
+    one, first = summary["cka_adjacent"]["debiased_intervals"][0], summary["cka_adjacent"]["debiased"][0]
+    assert one["method"] == "jackknife" and one["low"] <= first <= one["high"]

@@ -22,6 +22,12 @@ GeneralResult, CKAResult, SweepPoint
     Frozen results with ``to_dict`` / ``from_dict``; :func:`load_result` reads ``general.json``.
 accumulate
     The streaming pass alone: store -> filled :class:`NeuronStats`.
+accumulate_pass, GroupedPass, StatsPart
+    One pass filling the real statistics, those of random groups of sentences (kept as float32
+    :class:`StatsPart`, left out with ``NeuronStats.without``: the jackknife) and the shuffled null's.
+GeneralIntervals, cluster_counts
+    The jackknife intervals of both CKA matrices and of the redundant share at every threshold
+    (``GeneralResult.intervals``, ``run_general(intervals=G)``); cluster counts of a tree at thresholds.
 accumulate_with_shuffled, NullBaseline, NULLS
     The same pass filling the shuffled null's statistics too (each neuron's rows permuted
     independently); a null model's CKA and sweep (``GeneralResult.nulls``).
@@ -34,6 +40,7 @@ plot_cka, plot_threshold, plot_layers, plot_spans, write_figures
 from ._cluster import (
     REPRESENTATIVES,
     CorrelationClusterer,
+    cluster_counts,
     correlation_distance,
     correlation_linkage,
     cut_tree,
@@ -42,12 +49,26 @@ from ._cluster import (
     threshold_sweep,
 )
 from ._plots import plot_cka, plot_layers, plot_spans, plot_threshold, write_figures
-from ._result import CKAResult, GeneralResult, NullBaseline, SweepPoint
-from ._run import NULLS, accumulate, accumulate_with_shuffled, cka_diagnostics, load_result, run_general
-from ._stats import NeuronStatistics, NeuronStats, hsic_unbiased_terms, linear_cka
+from ._result import CKAResult, GeneralIntervals, GeneralResult, NullBaseline, SweepPoint
+from ._run import (
+    NULLS,
+    GroupedPass,
+    accumulate,
+    accumulate_pass,
+    accumulate_with_shuffled,
+    cka_diagnostics,
+    load_result,
+    run_general,
+)
+from ._stats import NeuronStatistics, NeuronStats, StatsPart, hsic_unbiased_terms, linear_cka
 
 __all__ = [
     "NULLS",
+    "GeneralIntervals",
+    "GroupedPass",
+    "StatsPart",
+    "accumulate_pass",
+    "cluster_counts",
     "REPRESENTATIVES",
     "NullBaseline",
     "accumulate_with_shuffled",

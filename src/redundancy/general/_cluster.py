@@ -139,6 +139,24 @@ def cut_tree(linkage: np.ndarray, threshold: float, n: int | None = None) -> np.
     return rank[inverse.ravel()]
 
 
+def cluster_counts(linkage: np.ndarray, thresholds: Iterable[float], n: int | None = None) -> np.ndarray:
+    """The number of flat clusters of an average-linkage tree at each threshold, without cutting it.
+
+    Average linkage is monotone (a merge is never lower than the merges below it), so cutting at
+    ``t`` undoes exactly the merges higher than ``t``: ``n - #(heights <= t)`` clusters, the count
+    :func:`cut_tree` gives (same tolerance). For the jackknife's replicates, which need only counts.
+
+    >>> z = np.array([[0, 1, 0.1, 2], [2, 3, 0.5, 3]])
+    >>> cluster_counts(z, [0.0, 0.1, 0.3, 1.0]).tolist()
+    [3, 2, 2, 1]
+    """
+    z = np.asarray(linkage, dtype=np.float64)
+    size = z.shape[0] + 1 if n is None else int(n)
+    heights = np.sort(z[:, 2]) if z.shape[0] else np.zeros(0)
+    ts = np.asarray(list(thresholds), dtype=np.float64) + CUT_TOLERANCE
+    return size - np.searchsorted(heights, ts, side="right")
+
+
 def _members(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Neurons sorted by cluster (ascending inside each) and the start offset of each cluster."""
     order = np.argsort(labels, kind="stable")

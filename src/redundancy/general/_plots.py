@@ -30,53 +30,74 @@ def _title(result: GeneralResult) -> str:
     return f"{result.model} · {result.task}/{result.split} · {result.n_items:,} items"
 
 
+def _cka_panel(fig, ax, m: np.ndarray, title: str, annotate: bool, low=None, high=None) -> None:
+    n = m.shape[0]
+    im = ax.imshow(np.ma.masked_invalid(m), vmin=0.0, vmax=1.0, cmap="viridis", origin="lower")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("layer")
+    ticks = np.arange(n) if n <= 16 else np.linspace(0, n - 1, 9).round().astype(int)
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    if annotate:
+        for a in range(n):
+            for b in range(n):
+                v = m[a, b]
+                text = "–" if not math.isfinite(v) else f"{v:.2f}"
+                if low is not None and a != b and math.isfinite(low[a, b]) and math.isfinite(high[a, b]):
+                    text += f"\n±{(high[a, b] - low[a, b]) / 2:.2f}"  # half-width of the interval
+                ax.text(
+                    b,
+                    a,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=6 if low is not None else 7,
+                    color="black" if math.isfinite(v) and v > 0.6 else "white",
+                )
+    fig.colorbar(im, ax=ax, shrink=0.8)
+
+
 def plot_cka(result: GeneralResult, path: Path) -> None:
-    """Heat maps of linear and debiased CKA side by side, values written in the cells when few layers."""
+    """Heat maps of linear and debiased CKA side by side, values written in the cells when few layers
+    (with the half-width of their jackknife interval when there is one); one more row of heat maps
+    per null model (``result.nulls``), on the same colour scale."""
     n = result.n_layers
-    fig = _figure(4.0 + 0.9 * n, 2.6 + 0.4 * n)
-    axes = fig.subplots(1, 2)
+    rows = [("", result.cka, result.intervals), *((f"{x.kind} null: ", x.cka, None) for x in result.nulls)]
+    fig = _figure(4.0 + 0.9 * n, (2.6 + 0.4 * n) * len(rows))
+    axes = np.atleast_2d(fig.subplots(len(rows), 2))
     annotate = n <= 16
-    for ax, variant in zip(axes, ("linear", "debiased"), strict=True):
-        m = result.cka.as_array(variant)
-        im = ax.imshow(np.ma.masked_invalid(m), vmin=0.0, vmax=1.0, cmap="viridis", origin="lower")
-        ax.set_title(f"{variant} CKA")
-        ax.set_xlabel("layer")
-        ax.set_ylabel("layer")
-        ticks = np.arange(n) if n <= 16 else np.linspace(0, n - 1, 9).round().astype(int)
-        ax.set_xticks(ticks)
-        ax.set_yticks(ticks)
-        if annotate:
-            for a in range(n):
-                for b in range(n):
-                    v = m[a, b]
-                    text = "–" if not math.isfinite(v) else f"{v:.2f}"
-                    ax.text(
-                        b,
-                        a,
-                        text,
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color="black" if math.isfinite(v) and v > 0.6 else "white",
-                    )
-        fig.colorbar(im, ax=ax, shrink=0.8)
+    for (prefix, cka, intervals), row in zip(rows, axes, strict=True):
+        for ax, variant in zip(row, ("linear", "debiased"), strict=True):
+            low, high = (None, None) if intervals is None else intervals.cka(variant)
+            _cka_panel(fig, ax, cka.as_array(variant), f"{prefix}{variant} CKA", annotate, low, high)
     fig.suptitle(_title(result), fontsize=9)
     fig.savefig(path, dpi=120)
 
 
 def plot_threshold(result: GeneralResult, path: Path) -> None:
-    """Redundant share vs distance threshold, the report threshold marked; one curve per null model
-    (``result.nulls``) on the same axes."""
+    """Redundant share vs distance threshold, the report threshold marked, its interval as a band
+    (``result.intervals``); one curve per null model (``result.nulls``) on the same axes."""
     fig = _figure(6.0, 4.0)
     ax = fig.subplots()
     ts = np.array(result.thresholds)
     share = np.array([p.redundant_share for p in result.sweep])
-    ax.plot(ts, 100 * share, marker="o", ms=3, label=result.model)
+    (line,) = ax.plot(ts, 100 * share, marker="o", ms=3, label=result.model)
+    iv = result.intervals
+    if iv is not None:
+        ax.fill_between(
+            ts,
+            100 * np.array(iv.share_low),
+            100 * np.array(iv.share_high),
+            color=line.get_color(),
+            alpha=0.25,
+            label=f"{100 * iv.level:g} % interval (jackknife, {iv.n_groups} sentence groups)",
+        )
     for null in result.nulls:
         nts = np.array([q.threshold for q in null.sweep])
         nshare = np.array([q.redundant_share for q in null.sweep])
         ax.plot(nts, 100 * nshare, marker=".", ms=3, ls="--", label=f"null: {null.kind}")
-    if result.nulls:
+    if result.nulls or iv is not None:
         ax.legend(fontsize=7, loc="upper left")
     p = result.at()
     ax.axvline(p.threshold, color="grey", ls=":", lw=1)

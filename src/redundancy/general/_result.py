@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .._serial import check_fields
+from ..rigour import Interval
 
 RESULT_FORMAT_VERSION = 1
 
@@ -193,6 +194,74 @@ class NullBaseline:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GeneralIntervals:
+    """Intervals of the general stage's numbers: a delete-a-group jackknife over sentences.
+
+    The sentences of the store are dealt at random into ``n_groups`` groups; each replicate is the
+    whole computation (statistics, CKA, correlation clustering) without one group, taken from the
+    same pass (:meth:`NeuronStats.without`); the interval is ``estimate ± t(G - 1) · se``
+    (:func:`redundancy.rigour.jackknife_bounds`).
+
+    Attributes
+    ----------
+    method : how the intervals were made.
+    n_groups, seed, level : the groups, the seed that dealt the sentences into them, the coverage.
+    cka_linear_low, cka_linear_high, cka_debiased_low, cka_debiased_high : the ends of each layer
+        pair's interval (matrices like :class:`CKAResult`'s).
+    share_low, share_high : the ends of the redundant share's interval at each threshold of the
+        sweep (same order).
+    """
+
+    method: str
+    n_groups: int
+    seed: int
+    level: float
+    cka_linear_low: tuple[tuple[float, ...], ...]
+    cka_linear_high: tuple[tuple[float, ...], ...]
+    cka_debiased_low: tuple[tuple[float, ...], ...]
+    cka_debiased_high: tuple[tuple[float, ...], ...]
+    share_low: tuple[float, ...]
+    share_high: tuple[float, ...]
+
+    _MATRICES = ("cka_linear_low", "cka_linear_high", "cka_debiased_low", "cka_debiased_high")
+
+    def __post_init__(self) -> None:
+        for name in self._MATRICES:
+            m = tuple(tuple(float(v) for v in row) for row in getattr(self, name))
+            object.__setattr__(self, name, m)
+        for name in ("share_low", "share_high"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        if len(self.share_low) != len(self.share_high):
+            raise ValueError("GeneralIntervals: share_low and share_high must have the same length")
+
+    def cka(self, variant: str = "linear") -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` arrays of ``"linear"`` or ``"debiased"`` CKA."""
+        if variant not in ("linear", "debiased"):
+            raise ValueError(f"variant must be 'linear' or 'debiased', got {variant!r}")
+        return (
+            np.array(getattr(self, f"cka_{variant}_low"), dtype=float),
+            np.array(getattr(self, f"cka_{variant}_high"), dtype=float),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in self._MATRICES:
+            d[name] = _matrix_to_json(getattr(self, name))
+        for name in ("share_low", "share_high"):
+            d[name] = [float(v) if math.isfinite(v) else None for v in getattr(self, name)]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GeneralIntervals:
+        kw = check_fields(cls, d)
+        for name in cls._MATRICES:
+            kw[name] = _matrix_from_json(kw[name])
+        for name in ("share_low", "share_high"):
+            kw[name] = tuple(math.nan if v is None else float(v) for v in kw[name])
+        return cls(**kw)
+
+
+@dataclass(frozen=True, kw_only=True)
 class GeneralResult:
     """Everything the general-redundancy stage found for one store (``general.json``).
 
@@ -230,6 +299,9 @@ class GeneralResult:
     format_version : int
     nulls : tuple of NullBaseline
         The null models computed beside the real numbers (``nulls=`` of :func:`run_general`).
+    intervals : GeneralIntervals or None
+        Jackknife intervals over sentences of the CKA matrices and of the redundant share at every
+        threshold (``intervals=`` of :func:`run_general`).
     """
 
     store: str
@@ -255,8 +327,11 @@ class GeneralResult:
     created: str = field(default_factory=_utc_now)
     format_version: int = RESULT_FORMAT_VERSION
     nulls: tuple[NullBaseline, ...] = ()
+    intervals: GeneralIntervals | None = None
 
     def __post_init__(self) -> None:
+        if self.intervals is not None and len(self.intervals.share_low) != len(self.sweep):
+            raise ValueError("GeneralResult: the intervals need one share interval per sweep point")
         object.__setattr__(self, "zero_variance", tuple(int(i) for i in self.zero_variance))
         object.__setattr__(self, "sweep", tuple(self.sweep))
         object.__setattr__(self, "files", tuple(self.files))
@@ -284,6 +359,42 @@ class GeneralResult:
             if math.isclose(p.threshold, t, abs_tol=1e-9):
                 return p
         raise KeyError(f"threshold {t} is not in the sweep {list(self.thresholds)}")
+
+    def share_interval(self, threshold: float | None = None) -> Interval | None:
+        """The redundant share at ``threshold`` (default: the report's) with its jackknife interval."""
+        if self.intervals is None:
+            return None
+        p = self.at(threshold)
+        i = self.sweep.index(p)
+        iv = self.intervals
+        return Interval(
+            p.redundant_share,
+            iv.share_low[i],
+            iv.share_high[i],
+            iv.level,
+            iv.n_groups,
+            iv.seed,
+            "sentence group",
+            "jackknife",
+        )
+
+    def cka_interval(self, a: int, b: int, variant: str = "linear") -> Interval | None:
+        """CKA of layers ``a`` and ``b`` with its jackknife interval."""
+        if self.intervals is None:
+            return None
+        low, high = self.intervals.cka(variant)
+        iv = self.intervals
+        est = float(self.cka.as_array(variant)[a, b])
+        return Interval(
+            est,
+            float(low[a, b]),
+            float(high[a, b]),
+            iv.level,
+            iv.n_groups,
+            iv.seed,
+            "sentence group",
+            "jackknife",
+        )
 
     def summary(self) -> dict[str, Any]:
         """A short JSON-ready digest: headline share, CKA matrices (2 decimals), share vs threshold."""
@@ -320,6 +431,7 @@ class GeneralResult:
         d["seconds"] = dict(self.seconds)
         d["versions"] = dict(self.versions)
         d["nulls"] = [n.to_dict() for n in self.nulls]
+        d["intervals"] = None if self.intervals is None else self.intervals.to_dict()
         return d
 
     @classmethod
@@ -334,4 +446,6 @@ class GeneralResult:
         kw["cka"] = CKAResult.from_dict(kw["cka"])
         kw["sweep"] = tuple(SweepPoint.from_dict(p) for p in kw["sweep"])
         kw["nulls"] = tuple(NullBaseline.from_dict(n) for n in kw.get("nulls", ()))
+        if kw.get("intervals") is not None:
+            kw["intervals"] = GeneralIntervals.from_dict(kw["intervals"])
         return cls(**kw)

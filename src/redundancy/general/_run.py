@@ -8,6 +8,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,17 @@ import numpy as np
 
 from .._progress import Counter, Progress
 from .._serial import write_json_atomic, write_npy_atomic
+from ..rigour import DEFAULT_LEVEL, jackknife_bounds, sentence_groups
 from ..store import ActivationStore, package_versions
-from ._cluster import REPRESENTATIVES, correlation_linkage, default_thresholds, threshold_sweep
-from ._result import CKAResult, GeneralResult, NullBaseline
-from ._stats import DEFAULT_CHUNK_BYTES, NeuronStats
+from ._cluster import (
+    REPRESENTATIVES,
+    cluster_counts,
+    correlation_linkage,
+    default_thresholds,
+    threshold_sweep,
+)
+from ._result import CKAResult, GeneralIntervals, GeneralResult, NullBaseline
+from ._stats import DEFAULT_CHUNK_BYTES, NeuronStats, StatsPart
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +71,87 @@ SHUFFLE_WINDOW = 4096
 """Rows per window of the shuffled null (see :func:`accumulate_with_shuffled`)."""
 
 
+@dataclass(frozen=True, eq=False)
+class GroupedPass:
+    """What :func:`accumulate_pass` read in its one pass.
+
+    Attributes
+    ----------
+    stats : the statistics of every item.
+    parts : the sums of each random group of sentences (:func:`redundancy.rigour.sentence_groups`),
+        around ``stats``' shift, so ``stats.without(parts[g])`` is the pass without group ``g`` (the
+        delete-a-group jackknife); empty when no groups were asked for.
+    null : the shuffled null's statistics (:func:`accumulate_with_shuffled`), or None.
+    """
+
+    stats: NeuronStats
+    parts: tuple[StatsPart, ...] = ()
+    null: NeuronStats | None = None
+
+
+def accumulate_pass(
+    store: ActivationStore,
+    *,
+    groups: int = 0,
+    shuffled: bool = False,
+    seed: int = 0,
+    window: int = SHUFFLE_WINDOW,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    progress: Progress | None = None,
+) -> GroupedPass:
+    """One pass over ``store`` filling the real statistics, those of each of ``groups`` random groups
+    of sentences (``groups >= 2``; for the jackknife intervals) and, with ``shuffled``, the shuffled
+    null's.
+
+    The groups cost no arithmetic: every row enters exactly one group's accumulator (taken around
+    one shift), which is then added to the total and kept as a float32 :class:`StatsPart`
+    (``4 N²`` bytes per group). With ``shuffled``, the rows of each group are visited in windows of
+    ``window`` rows drawn at random without replacement; the null accumulator takes each window after
+    permuting every neuron's column independently within it (see :func:`accumulate_with_shuffled`).
+    """
+    if isinstance(window, bool) or not isinstance(window, int) or window < 2:
+        raise ValueError(f"window must be an int >= 2, got {window!r}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 0:
+        raise ValueError(f"groups must be a non-negative int, got {groups!r}")
+    if groups < 2 and not shuffled:
+        return GroupedPass(accumulate(store, batch_size=window, chunk_bytes=chunk_bytes, progress=progress))
+    m = store.manifest
+    n, N = store.n_items, store.n_neurons
+    what = f"general {m.task}/{m.split}" + (" (+ shuffled null)" if shuffled else "")
+    counter = Counter(progress, what, n, "item")
+    flat = store.activations.reshape(n, N)
+    rng = np.random.default_rng([int(seed), 7])
+    if groups >= 2:
+        of_item = sentence_groups(store.sentence_ids, groups, seed)
+        members = [np.flatnonzero(of_item == g) for g in range(groups)]
+    else:
+        members = [np.arange(n)]
+    shift = np.asarray(flat[: min(n, window)]).mean(axis=0, dtype=np.float64) if n else None
+    total = NeuronStats(store.n_layers, store.hidden, chunk_bytes=chunk_bytes)
+    work = NeuronStats(store.n_layers, store.hidden, chunk_bytes=chunk_bytes) if groups >= 2 else total
+    null = NeuronStats(store.n_layers, store.hidden, chunk_bytes=chunk_bytes) if shuffled else None
+    parts: list[StatsPart] = []
+    for rows in members:
+        work.reset(shift)
+        if shuffled:
+            rows = rng.permutation(rows)
+        for start in range(0, rows.size, window):
+            idx = rows[start : start + window]
+            if shuffled:
+                idx = np.sort(idx)  # sorted: the memory map is read forwards
+            x = np.asarray(flat[idx])
+            work.update(x)
+            if null is not None:
+                cols = np.ascontiguousarray(x.T)  # one neuron per contiguous row: a fast in-place shuffle
+                rng.permuted(cols, axis=1, out=cols)
+                null.update(cols.T)
+            counter.update(idx.size)
+        if work is not total and work.n_items:
+            parts.append(work.part())
+            total.merge(work)
+    return GroupedPass(total, tuple(parts), null)
+
+
 def accumulate_with_shuffled(
     store: ActivationStore,
     *,
@@ -82,25 +171,11 @@ def accumulate_with_shuffled(
     below any clustering threshold. No second store is written; the null costs one more
     accumulator (``8 N²`` bytes) and the same arithmetic again.
     """
-    if isinstance(window, bool) or not isinstance(window, int) or window < 2:
-        raise ValueError(f"window must be an int >= 2, got {window!r}")
-    m = store.manifest
-    n, N = store.n_items, store.n_neurons
-    counter = Counter(progress, f"general {m.task}/{m.split} (+ shuffled null)", n, "item")
-    real = NeuronStats(store.n_layers, store.hidden, chunk_bytes=chunk_bytes)
-    null = NeuronStats(store.n_layers, store.hidden, chunk_bytes=chunk_bytes)
-    rng = np.random.default_rng([int(seed), 7])
-    order = rng.permutation(n)
-    flat = store.activations.reshape(n, N)
-    for start in range(0, n, window):
-        idx = np.sort(order[start : start + window])  # sorted: the memory map is read forwards
-        x = np.asarray(flat[idx])
-        real.update(x)
-        cols = np.ascontiguousarray(x.T)  # one neuron per contiguous row: a fast in-place shuffle
-        rng.permuted(cols, axis=1, out=cols)
-        null.update(cols.T)
-        counter.update(idx.size)
-    return real, null
+    res = accumulate_pass(
+        store, shuffled=True, seed=seed, window=window, chunk_bytes=chunk_bytes, progress=progress
+    )
+    assert res.null is not None
+    return res.stats, res.null
 
 
 CKA_ITEMS_PER_FEATURE = 10
@@ -144,6 +219,83 @@ def _null_baseline(
     return NullBaseline(kind=kind, description=description, cka=cka, sweep=sweep)
 
 
+INTERVAL_BYTES = 4 * 2**30
+"""Memory the jackknife groups' sums may take in :func:`run_general` (``4 N²`` bytes a group: 20
+groups fit up to 16,384 neurons... 2,688 neurons take 29 MB a group, 9,984 take 399 MB, so 10 groups)."""
+
+
+def _interval_groups(intervals: Any, level: Any, store: ActivationStore, budget: int) -> int:
+    """How many jackknife groups :func:`run_general` uses (0: none)."""
+    if isinstance(intervals, bool) or not isinstance(intervals, int) or intervals < 0 or intervals == 1:
+        raise ValueError(f"intervals must be 0 (off) or an int >= 2 (jackknife groups), got {intervals!r}")
+    if not (isinstance(level, float | int) and 0 < level < 1):
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    if intervals == 0:
+        return 0
+    per_group = 4 * store.n_neurons**2
+    fit = max(2, int(budget // per_group))
+    n_sent = int(np.unique(store.sentence_ids).size)
+    groups = min(intervals, fit, n_sent)
+    if groups < 2:
+        raise ValueError(f"{store.path}: jackknife intervals need at least 2 sentences, got {n_sent}")
+    if groups < intervals:
+        logger.warning(
+            "general: %d jackknife groups instead of %d (%s; %.0f MB per group of %d neurons)",
+            groups,
+            intervals,
+            "memory budget" if fit < intervals else "too few sentences",
+            per_group / 1e6,
+            store.n_neurons,
+        )
+    return groups
+
+
+def _jackknife(
+    stats: NeuronStats,
+    parts: Sequence[StatsPart],
+    computed: Any,
+    ts: Sequence[float],
+    sweep: Sequence[Any],
+    *,
+    level: float,
+    seed: int,
+    progress: Progress | None = None,
+) -> GeneralIntervals:
+    """The delete-a-group jackknife of both CKA matrices and of the redundant share at every
+    threshold: each replicate is the statistics without one group (:meth:`NeuronStats.without`),
+    its correlation matrix and average-linkage tree, cut at the sweep's thresholds."""
+    n = computed.n_layers * computed.hidden
+    lin, deb, shares = [], [], []
+    counter = Counter(progress, "general: jackknife replicates", len(parts), "replicate")
+    for part in parts:
+        rep = stats.without(part).compute()
+        lin.append(rep.cka_linear)
+        deb.append(rep.cka_debiased)
+        linkage = correlation_linkage(rep.correlation)
+        del rep
+        shares.append(1.0 - cluster_counts(linkage, ts, n) / n)
+        counter.update(1)
+    lin_lo, lin_hi = jackknife_bounds(computed.cka_linear, np.stack(lin), level, bounds=(0.0, 1.0))
+    deb_lo, deb_hi = jackknife_bounds(computed.cka_debiased, np.stack(deb), level, bounds=(-1.0, 1.0))
+    share = np.array([p.redundant_share for p in sweep])
+    share_lo, share_hi = jackknife_bounds(share, np.stack(shares), level, bounds=(0.0, 1.0))
+    return GeneralIntervals(
+        method=(
+            f"delete-a-group jackknife over sentences: the sentences dealt at random into {len(parts)} "
+            "groups, every number recomputed without each group (same pass), estimate ± t(G-1) se"
+        ),
+        n_groups=len(parts),
+        seed=seed,
+        level=level,
+        cka_linear_low=lin_lo.tolist(),
+        cka_linear_high=lin_hi.tolist(),
+        cka_debiased_low=deb_lo.tolist(),
+        cka_debiased_high=deb_hi.tolist(),
+        share_low=share_lo.tolist(),
+        share_high=share_hi.tolist(),
+    )
+
+
 def run_general(
     store: str | os.PathLike | ActivationStore,
     out_dir: str | os.PathLike,
@@ -158,6 +310,9 @@ def run_general(
     figures: bool = True,
     nulls: Sequence[str] = (),
     null_stores: Mapping[str, Any] | None = None,
+    intervals: int = 0,
+    level: float = DEFAULT_LEVEL,
+    interval_bytes: int = INTERVAL_BYTES,
     progress: Progress | None = None,
 ) -> GeneralResult:
     """General redundancy of one store: neuron correlations, layer CKA and the clustering sweep.
@@ -197,6 +352,18 @@ def run_general(
         the same architecture (:func:`redundancy.extract.load_model` with ``random_init=SEED``).
     null_stores : mapping of str to store or path
         The stores of the null models that need one (``random-init``).
+    intervals : int
+        Groups of the delete-a-group jackknife over sentences (0: no intervals; else >= 2): the
+        sentences are dealt at random (``seed``) into this many groups, and every number (both CKA
+        matrices, the redundant share at every threshold) is recomputed without each group, from the
+        same pass (:func:`accumulate_pass`). Costs ``4 N²`` bytes per group (fewer groups are used if
+        they would exceed ``interval_bytes``; logged) and, per group, the statistics and the
+        clustering tree again (no second pass). ``GeneralResult.intervals``.
+    level : float
+        Coverage of the intervals.
+    interval_bytes : int
+        Memory the groups' sums may take (default 4 GiB: 20 groups up to 16,384 neurons... see
+        :data:`INTERVAL_BYTES`).
     progress : :class:`redundancy._progress.Progress`, optional
         Told the number of items read so far (cumulative), after every batch.
 
@@ -238,17 +405,19 @@ def run_general(
         opened.hidden,
         opened.n_neurons,
     )
-    null_stats = None
-    if "shuffled" in nulls:
-        stats, null_stats = accumulate_with_shuffled(opened, seed=seed, progress=progress)
-    else:
-        stats = accumulate(opened, batch_size=batch_size, progress=progress)
+    groups = _interval_groups(intervals, level, opened, interval_bytes)
+    passed = accumulate_pass(
+        opened, groups=groups, shuffled="shuffled" in nulls, seed=seed, window=batch_size, progress=progress
+    )
+    stats, null_stats, parts = passed.stats, passed.null, passed.parts
     seconds["pass"] = time.perf_counter() - t0
     if stats.n_items < 2:
         raise ValueError(f"activation store {opened.path}: needs at least 2 items, has {stats.n_items}")
     t1 = time.perf_counter()
     computed = stats.compute()
-    del stats  # free the N x N cross-products before clustering
+    if not passed.parts:
+        del stats  # free the N x N cross-products before clustering
+    del passed
     corr = computed.correlation
     assert corr is not None
     seconds["statistics"] = time.perf_counter() - t1
@@ -266,12 +435,20 @@ def run_general(
         write_npy_atomic(out / CORRELATION_FILE, corr.astype(np.float32))
         files.append(CORRELATION_FILE)
     del corr
+    interval_result = None
+    if groups:
+        t6 = time.perf_counter()
+        interval_result = _jackknife(
+            stats, parts, computed, ts, sweep, level=level, seed=seed, progress=progress
+        )
+        del stats, parts
+        seconds["intervals"] = time.perf_counter() - t6
     diagnostics = cka_diagnostics(computed.n_items, opened.hidden, computed.cka_linear, computed.cka_debiased)
     null_results: list[NullBaseline] = []
     if null_stats is not None:
         t4 = time.perf_counter()
         description = (
-            f"each neuron's rows permuted independently within random windows of {SHUFFLE_WINDOW} rows "
+            f"each neuron's rows permuted independently within random windows of {batch_size} rows "
             f"(seed {seed}): marginals kept, cross-neuron correlations destroyed"
         )
         cut = {"representative": representative, "random_state": seed}
@@ -344,6 +521,7 @@ def run_general(
             files=(*files, *extra_files),
             versions=package_versions(("numpy", "scipy", "fastcluster", "matplotlib")),
             nulls=tuple(null_results),
+            intervals=interval_result,
         )
 
     result = build()

@@ -294,7 +294,10 @@ class RigourSettings(_Section):
     minimal set on the control task of Hewitt & Liang (token tasks; a fixed random label per word
     type) and report every probe's selectivity; ``nulls``: null models of the general stage,
     ``shuffled`` (each neuron's rows permuted independently, in the same pass) and ``random-init``
-    (a randomly initialised model of the same architecture, seeded, extracted on the same tokens).
+    (a randomly initialised model of the same architecture, seeded, extracted on the same tokens);
+    ``general_groups``: intervals of the general stage's CKA and redundant share, a delete-a-group
+    jackknife over this many random groups of sentences (0: none; from the same pass, each group
+    costing ``4 N²`` bytes and one more clustering tree).
     """
 
     TABLE = "rigour"
@@ -303,12 +306,16 @@ class RigourSettings(_Section):
     level: float = DEFAULT_LEVEL
     selectivity: bool = False
     nulls: tuple[str, ...] = ()
+    general_groups: int = 0
 
     def __post_init__(self) -> None:
         bad = [k for k in self.nulls if k not in RIGOUR_NULLS]
         self._require(not bad, "nulls", f"unknown {bad}; {_one_of(RIGOUR_NULLS)}")
         self._require(self.bootstrap == 0 or self.bootstrap >= 2, "bootstrap", "must be 0 (off) or >= 2")
         self._require(0 < self.level < 1, "level", "must lie in (0, 1)")
+        self._require(
+            self.general_groups == 0 or self.general_groups >= 2, "general_groups", "must be 0 (off) or >= 2"
+        )
 
     def sentence_bootstrap(self, seed: int) -> SentenceBootstrap | None:
         return None if self.bootstrap == 0 else SentenceBootstrap(self.bootstrap, seed, self.level)

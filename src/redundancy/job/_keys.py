@@ -58,10 +58,13 @@ def finetune_inputs(config: JobConfig, task: str, weights: str) -> dict[str, Any
 
 
 def general_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, Any]:
-    """General redundancy: the ``[general] split``'s store, ``[general]``, the seed and the null
-    models of ``[rigour] nulls`` (with ``random-init``, the null model's store too: ``null_store``)."""
+    """General redundancy: the ``[general] split``'s store, ``[general]``, the seed, the jackknife
+    intervals of ``[rigour] general_groups`` (with ``level``) and the null models of ``[rigour]
+    nulls`` (with ``random-init``, the null model's store too: ``null_store``)."""
     g = config.general
     inputs = {"store": stores[g.split], "general": g.to_dict(), "seed": config.seed}
+    if config.rigour.general_groups:
+        inputs["intervals"] = {"groups": config.rigour.general_groups, "level": config.rigour.level}
     if config.rigour.nulls:
         inputs["nulls"] = list(config.rigour.nulls)
         if "random-init" in config.rigour.nulls:
@@ -70,13 +73,14 @@ def general_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, An
 
 
 def probe_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, Any]:
-    """The probe stage: the stores, the template and the analysis settings, the seed, ``[rigour]``
-    (the bootstrap of its scores, the control task)."""
+    """The probe stage: the stores, the template and the analysis settings, the seed, the ``[rigour]``
+    keys it reads (the bootstrap of its scores, the control task; not the general stage's nulls or
+    groups)."""
     return {
         "stores": dict(stores),
         "probe": config.probe.analysis_settings(),
         "seed": config.seed,
-        "rigour": config.rigour.to_dict(),
+        "rigour": {k: config.rigour.to_dict()[k] for k in ("bootstrap", "level", "selectivity")},
     }
 
 

@@ -371,6 +371,8 @@ def _general(job: _Job, a: _Analysis) -> list[Path]:
         representative=g.representative,
         nulls=nulls,
         null_stores=null_stores,
+        intervals=job.config.rigour.general_groups,
+        level=job.config.rigour.level,
         progress=job.progress,
     )
     return [out / "general.json"]

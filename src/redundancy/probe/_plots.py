@@ -20,25 +20,79 @@ def _split(result: TaskRedundancyResult) -> str:
     return "test" if result.test is not None else "dev"
 
 
+def _band(ax, xs, probes, color) -> None:
+    """The probes' test intervals as a band (nothing where a probe has none)."""
+    ivs = [r.test_interval for r in probes]
+    if not ivs or any(iv is None for iv in ivs):
+        return
+    ax.fill_between(xs, [iv.low for iv in ivs], [iv.high for iv in ivs], color=color, alpha=0.2, lw=0)
+
+
 def plot_layers(result: TaskRedundancyResult, path: str | os.PathLike) -> Path:
-    """Layer-wise and incremental scores per layer, with the oracle and the tolerance line."""
-    fig = _figure()
-    ax = fig.add_subplot()
+    """Layer-wise and incremental scores per layer, with the oracle and the tolerance line; their
+    test intervals as bands; with a selectivity result, a second panel beside it: each probe's
+    accuracy on the task and on the word-type control task, and their difference."""
+    sel = result.selectivity
+    fig = _figure(11.0 if sel is not None else 6.4, 4.0)
+    axes = fig.subplots(1, 2 if sel is not None else 1, squeeze=False)[0]
+    ax = axes[0]
     layers = np.arange(result.n_layers)
     split = _split(result)
     pick = (lambda r: r.test_score) if split == "test" else (lambda r: r.dev_score)
-    ax.plot(layers, [pick(r) for r in result.layerwise], "o-", label="one layer")
-    ax.plot(layers, [pick(r) for r in result.incremental], "s-", label="layers 0..l")
+    for probes, style, label in (
+        (result.layerwise, "o-", "one layer"),
+        (result.incremental, "s-", "layers 0..l"),
+    ):
+        (line,) = ax.plot(layers, [pick(r) for r in probes], style, label=label)
+        if split == "test":
+            _band(ax, layers, probes, line.get_color())
     ax.axhline(pick(result.oracle), color="k", ls="--", lw=1, label=f"oracle ({result.n_neurons} neurons)")
     ax.set_xticks(layers)
     ax.set_xlabel("layer (0 = embeddings)")
-    ax.set_ylabel(f"{split} {result.metric}")
-    ax.set_title(f"{result.task} / {result.model}: probes per layer ({result.solver} solver)")
-    ax.legend(loc="best")
+    ax.set_ylabel(f"{split} {result.metric}" + (" (bands: bootstrap intervals)" if split == "test" else ""))
+    ax.set_title(f"{result.task} / {result.model}: probes per layer ({result.solver} solver)", fontsize=9)
+    ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
+    if sel is not None:
+        _plot_selectivity(axes[1], result)
     path = Path(path)
     fig.savefig(path, dpi=120)
     return path
+
+
+def _plot_selectivity(ax, result: TaskRedundancyResult) -> None:
+    sel = result.selectivity
+    rows = {r.name: r for r in sel.rows}
+    layers = np.arange(result.n_layers)
+    for probes, style, label in (
+        (result.layerwise, "o", "one layer"),
+        (result.incremental, "s", "layers 0..l"),
+    ):
+        got = [rows.get(r.name) for r in probes]
+        if not got or any(r is None for r in got):
+            continue
+        (line,) = ax.plot(layers, [r.task_accuracy for r in got], f"{style}-", label=f"{label}: task")
+        ax.plot(
+            layers,
+            [r.control_accuracy for r in got],
+            f"{style}:",
+            color=line.get_color(),
+            label=f"{label}: control",
+        )
+        ax.bar(
+            layers + (-0.2 if style == "o" else 0.2),
+            [r.selectivity for r in got],
+            width=0.35,
+            color=line.get_color(),
+            alpha=0.3,
+            label=f"{label}: selectivity",
+        )
+    ax.set_xticks(layers)
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel(f"{sel.split} accuracy / selectivity")
+    ax.set_title("selectivity: task − word-type control task (Hewitt & Liang)", fontsize=9)
+    ax.legend(loc="best", fontsize="x-small", ncols=2)
+    ax.grid(alpha=0.3)
 
 
 def plot_sizes(result: TaskRedundancyResult, path: str | os.PathLike) -> Path:

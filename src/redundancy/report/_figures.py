@@ -38,7 +38,8 @@ def plot_pipeline(result: PipelineResult, path: str | os.PathLike) -> Path:
     """Neurons kept by each pipeline row beside the oracle (log scale), with each row's share of all
     neurons and its test score as a share of the oracle's written at the right.
 
-    Why: the pipeline table's two key columns (how few neurons, how much of the score) at a glance.
+    Why: the pipeline table's two key columns (how few neurons, how much of the score) at a glance;
+    the share of the oracle with its bootstrap interval when the row has one.
     Bars are coloured by clustering threshold; ``*`` marks rows where no layer or no size passed.
     """
     fig = _figure(8.0, 1.3 + 0.38 * (len(result.rows) + 1))
@@ -52,9 +53,11 @@ def plot_pipeline(result: PipelineResult, path: str | os.PathLike) -> Path:
         star = "" if r.layer_passed and r.fs_passed else "*"
         labels.append(_row_label(r.threshold, r.delta_layer, r.delta_neuron) + f", layer {r.selected_layer}")
         values.append(max(r.n_selected, 1))
+        iv = r.share_interval
+        ci = "" if iv is None or math.isnan(iv.low) else f" [{_pct(iv.low)}, {_pct(iv.high)}]"
         notes.append(
             f"{r.n_selected:,}{star} ({100 * r.share_of_all:.1f}%) · test {_pct(r.test)}"
-            f" = {_pct(r.share_of_oracle)}% of oracle"
+            f" = {_pct(r.share_of_oracle)}%{ci} of oracle"
         )
         colors.append(palette.get(r.threshold, "C0"))
     y = np.arange(len(values))[::-1]

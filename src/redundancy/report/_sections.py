@@ -42,6 +42,106 @@ def _cka(x: float) -> str:
     return "–" if missing(x) else f"{x:.2f}"
 
 
+def _cka_ci(iv: Any) -> str:
+    """CKA with its interval when there is one: ``0.93 [0.92, 0.94]``."""
+    if iv is None or missing(iv.low) or missing(iv.high):
+        return _cka(iv.estimate) if iv is not None else "–"
+    return f"{_cka(iv.estimate)} [{_cka(iv.low)}, {_cka(iv.high)}]"
+
+
+def _share_ci(iv: Any, x: float) -> str:
+    """A redundant share in % with its interval when there is one: ``45.2 [44.1, 46.0]``."""
+    if iv is None or missing(iv.low) or missing(iv.high):
+        return share(x)
+    return f"{share(x)} [{share(iv.low)}, {share(iv.high)}]"
+
+
+def _general_rigour_blocks(g: GeneralResult) -> list[Block]:
+    """The real numbers beside their null models and with their jackknife intervals: adjacent-layer
+    CKA, the redundant share at every threshold, the spans at the report threshold."""
+    blocks: list[Block] = []
+    iv = g.intervals
+    if iv is not None:
+        blocks.append(
+            Paragraph(
+                f"Intervals in brackets: {100 * iv.level:g} % delete-a-group jackknife over sentences "
+                f"({iv.n_groups} random groups of the store's sentences, seed {iv.seed}; each number "
+                "recomputed without each group from the same pass, estimate ± t · se)."
+            )
+        )
+    nulls = g.nulls
+    if nulls:
+        blocks.append(
+            Paragraph(
+                "Null models, computed by the same code on the same tokens: "
+                + "; ".join(f"{n.kind}: {n.description}" for n in nulls)
+                + ". Real numbers well above both are redundancy of the trained model, not of the "
+                "estimator or the architecture."
+            )
+        )
+    if g.n_layers >= 2:
+        lin, deb = g.cka.as_array("linear"), g.cka.as_array("debiased")
+        rows = []
+        for a in range(g.n_layers - 1):
+            cells = [f"{a}–{a + 1}"]
+            for variant, m in (("linear", lin), ("debiased", deb)):
+                one = g.cka_interval(a, a + 1, variant)
+                cells.append(_cka(m[a, a + 1]) if one is None else _cka_ci(one))
+            for n in nulls:
+                cells += [_cka(n.cka.as_array(v)[a, a + 1]) for v in ("linear", "debiased")]
+            rows.append(tuple(cells))
+        header = ["layers", "linear CKA", "debiased CKA"]
+        for n in nulls:
+            header += [f"{n.kind}: linear", f"{n.kind}: debiased"]
+        blocks.append(
+            Table(
+                header=tuple(header),
+                rows=tuple(rows),
+                caption="CKA of adjacent layers, biased (linear) and debiased side by side, the model "
+                "beside its null models.",
+            )
+        )
+    rows = []
+    for q in g.sweep:
+        cells = [
+            f"{q.threshold:g}",
+            num(q.n_clusters),
+            _share_ci(g.share_interval(q.threshold), q.redundant_share),
+        ]
+        cells += [share(n.at(q.threshold).redundant_share) for n in nulls]
+        cells.append(num(q.largest_cluster))
+        rows.append(tuple(cells))
+    blocks.append(
+        Table(
+            header=(
+                "threshold t",
+                "clusters",
+                "redundant %",
+                *(f"{n.kind} null: redundant %" for n in nulls),
+                "largest cluster",
+            ),
+            rows=tuple(rows),
+            caption=f"Correlation clustering of all {g.n_neurons:,} neurons, cut at each threshold"
+            + (", beside the null models." if nulls else "."),
+        )
+    )
+    if nulls:
+        p = g.at()
+        hists = [p.span_histogram, *(n.at(g.report_threshold).span_histogram for n in nulls)]
+        rows = tuple(
+            (str(k + 1), *(num(h[k]) if k < len(h) else "0" for h in hists)) for k in range(g.n_layers)
+        )
+        blocks.append(
+            Table(
+                header=("layers spanned", "clusters", *(f"{n.kind} null" for n in nulls)),
+                rows=rows,
+                caption=f"Clusters by the number of layers they span at t = {g.report_threshold:g}, the "
+                "model beside its null models.",
+            )
+        )
+    return blocks
+
+
 class FigureMaker:
     """Renders figures into blocks; a figure that fails to draw becomes a note, not a crash."""
 
@@ -86,8 +186,13 @@ def general_blocks(task: str, g: GeneralResult, fig: FigureMaker) -> list[Block]
             f"{g.n_layers} layers × {g.hidden} = {g.n_neurons:,} neurons (layer 0 = embeddings)."
         ),
         Paragraph(
-            f"At t = {p.threshold:g} (distance 1 − |r|, average linkage), {share(p.redundant_share)}% of the "
-            f"neurons are redundant: {p.n_clusters:,} clusters keep one neuron each ({g.representative} "
+            f"At t = {p.threshold:g} (distance 1 − |r|, average linkage), "
+            f"{_share_ci(g.share_interval(), p.redundant_share)}% of the neurons are redundant"
+            + "".join(
+                f" ({n.kind} null: {share(n.at(g.report_threshold).redundant_share)}%)" for n in g.nulls
+            )
+            + ": "
+            f"{p.n_clusters:,} clusters keep one neuron each ({g.representative} "
             f"member); the largest cluster holds {p.largest_cluster:,} neurons. "
             f"Zero-variance neurons: {len(g.zero_variance):,}."
         ),
@@ -150,17 +255,7 @@ def general_blocks(task: str, g: GeneralResult, fig: FigureMaker) -> list[Block]
             "(kept = cluster representatives).",
         )
     )
-    blocks.append(
-        Table(
-            header=("threshold t", "clusters", "redundant %", "largest cluster"),
-            rows=tuple(
-                (f"{q.threshold:g}", num(q.n_clusters), share(q.redundant_share), num(q.largest_cluster))
-                for q in g.sweep
-            ),
-            caption=f"Correlation clustering of all {g.n_neurons:,} neurons, cut at each threshold.",
-        )
-    )
-    return blocks
+    return blocks + _general_rigour_blocks(g)
 
 
 def probe_blocks(task: str, p: TaskRedundancyResult, fig: FigureMaker) -> list[Block]:

@@ -63,20 +63,33 @@ def headline_row(
 
 
 def _adjacent(g: Any) -> dict[str, Any]:
-    """CKA of each pair of adjacent layers, biased and debiased side by side."""
+    """CKA of each pair of adjacent layers, biased and debiased side by side (with their jackknife
+    intervals when the general stage computed them)."""
     lin, deb = g.cka.as_array("linear"), g.cka.as_array("debiased")
-    return {
+    out: dict[str, Any] = {
         "linear": [float(lin[i, i + 1]) for i in range(lin.shape[0] - 1)],
         "debiased": [float(deb[i, i + 1]) for i in range(deb.shape[0] - 1)],
         "estimator": "linear CKA (biased) and debiased linear CKA (unbiased HSIC), one float64 pass",
     }
+    if getattr(g, "intervals", None) is not None:
+        for variant in ("linear", "debiased"):
+            out[f"{variant}_intervals"] = [
+                _iv(g.cka_interval(i, i + 1, variant)) for i in range(lin.shape[0] - 1)
+            ]
+    return out
 
 
 def _iv(interval: Any) -> dict[str, Any] | None:
-    """An interval as ``results.json`` records it (estimator named: a sentence bootstrap)."""
+    """An interval as ``results.json`` records it, its estimator named (a sentence bootstrap, or the
+    general stage's jackknife over groups of sentences)."""
     if interval is None:
         return None
-    return {**interval.to_dict(), "estimator": f"sentence bootstrap, {interval.method} interval"}
+    what = (
+        "delete-a-group jackknife over sentences, t interval"
+        if interval.method == "jackknife"
+        else f"sentence bootstrap, {interval.method} interval"
+    )
+    return {**interval.to_dict(), "estimator": what}
 
 
 def task_summary(section: TaskSection) -> dict[str, Any]:
@@ -96,6 +109,7 @@ def task_summary(section: TaskSection) -> dict[str, Any]:
         out["general"] = {
             "report_threshold": g.report_threshold,
             "redundant_share": point.redundant_share,
+            "redundant_share_interval": _iv(g.share_interval()),
             "n_clusters": point.n_clusters,
             "n_neurons": point.n_neurons,
             "estimator": "correlation clustering: Pearson (one float64 pass), 1 - |r|, average linkage",
@@ -171,13 +185,22 @@ def task_summary(section: TaskSection) -> dict[str, Any]:
             "dev": c.get("dev"),
             "test": c.get("test"),
         }
+        # the compact model keeps its row's probe (retrained the same way), so the row's paired
+        # bootstrap intervals of the test score and of the kept share of the oracle are its own
+        built_from = compact_row(q, c)
+        test, oracle = c.get("test"), c.get("oracle_test")
+        out["compact"]["share_of_oracle"] = (
+            None if test is None or not oracle else float(test) / float(oracle)
+        )
+        out["compact"]["test_interval"] = _iv(None if built_from is None else built_from.test_interval)
+        out["compact"]["share_interval"] = _iv(None if built_from is None else built_from.share_interval)
     return json_ready(out)
 
 
-def _score_ci(x: Any, iv: dict[str, Any] | None) -> str:
+def _score_ci(x: Any, iv: dict[str, Any] | None, fmt: Any = score) -> str:
     if not iv or iv.get("low") is None or iv.get("high") is None:
-        return score(x)
-    return f"{score(x)} [{score(iv['low'])}, {score(iv['high'])}]"
+        return fmt(x)
+    return f"{fmt(x)} [{fmt(iv['low'])}, {fmt(iv['high'])}]"
 
 
 def summary_table(report: Report) -> Table:
@@ -192,7 +215,9 @@ def summary_table(report: Report) -> Table:
         rows.append(
             (
                 sec.task + (f" ({s['metric']})" if s.get("metric") else ""),
-                NOT_RUN if g is None else share(g["redundant_share"]),
+                NOT_RUN
+                if g is None
+                else _score_ci(g["redundant_share"], g["redundant_share_interval"], share),
                 NOT_RUN if o is None else _score_ci(o["test"], o.get("test_interval")),
                 NOT_RUN if m is None else f"{num(m['k'])} ({share(m['share'])}%)",
                 NOT_RUN if r is None else setting,

@@ -14,6 +14,9 @@ Interval
 percentile_interval, poisson_weights, sentence_index, group_sums
     The pieces: an interval of replicates; streaming Poisson(1) weights per sentence; dense sentence
     numbers; per-sentence sums.
+sentence_groups, jackknife_bounds, jackknife_interval
+    The delete-a-group jackknife over random groups of sentences (the general stage's intervals of
+    CKA and of the redundant share: one pass, no extra arithmetic).
 control_labels
     The control task's label of every word: a fixed draw per word type from a label distribution.
 DEFAULT_BOOT, DEFAULT_LEVEL
@@ -26,8 +29,11 @@ from ._bootstrap import (
     Interval,
     SentenceBootstrap,
     group_sums,
+    jackknife_bounds,
+    jackknife_interval,
     percentile_interval,
     poisson_weights,
+    sentence_groups,
     sentence_index,
 )
 from ._control import control_labels
@@ -39,7 +45,10 @@ __all__ = [
     "SentenceBootstrap",
     "control_labels",
     "group_sums",
+    "jackknife_bounds",
+    "jackknife_interval",
     "percentile_interval",
     "poisson_weights",
+    "sentence_groups",
     "sentence_index",
 ]
