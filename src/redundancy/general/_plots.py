@@ -45,7 +45,7 @@ def _cka_panel(fig, ax, m: np.ndarray, title: str, annotate: bool, low=None, hig
                 v = m[a, b]
                 text = "–" if not math.isfinite(v) else f"{v:.2f}"
                 if low is not None and a != b and math.isfinite(low[a, b]) and math.isfinite(high[a, b]):
-                    text += f"\n±{(high[a, b] - low[a, b]) / 2:.2f}"  # half-width of the interval
+                    text += f"\n±{(high[a, b] - low[a, b]) / 2:.3f}"  # half-width of the interval
                 ax.text(
                     b,
                     a,

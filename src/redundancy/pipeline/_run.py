@@ -86,7 +86,7 @@ def _fitted(task: ProbeTask, estimator: ElasticNetProbe, neurons: np.ndarray) ->
     dev, test = _score(task, estimator, neurons, "dev"), _score(task, estimator, neurons, "test")
     pair = None
     if task.bootstrap is not None and task.test is not None:
-        pair = split_replicates(task, "test", estimator.predict_ids(select_columns(task.X_test, neurons)))
+        pair = split_replicates(task, "test", estimator.predict(select_columns(task.X_test, neurons)))
     return _Fitted(neurons, dev, test, estimator, pair)
 
 

@@ -15,7 +15,11 @@ from ._task import ProbeTask, select_columns
 
 
 def split_scores(task: ProbeTask, split: str, pred: np.ndarray) -> dict[str, float]:
-    """Every metric of the task for predicted train class ids (or values) ``pred`` on ``split``."""
+    """Every metric of the task for predicted train class ids (or values) ``pred`` on ``split``.
+
+    ``pred`` holds class *ids* of the task's label map (``probe.predict``), not indices into a
+    probe's ``classes_``: the two differ whenever some class never occurs in the probe's training
+    labels (a control task drawn over many classes, a train cap)."""
     sp = task.dev if split == "dev" else task.test
     kwargs: dict[str, Any] = {}
     if task.label_map is not None:
@@ -87,7 +91,7 @@ def evaluate_probe(
     sp, X = (task.dev, task.X_dev) if split == "dev" else (task.test, task.X_test)
     if sp is None or X is None:
         raise ValueError(f"no {split} split")
-    return split_scores(task, split, probe.predict_ids(select_columns(X, neurons)))
+    return split_scores(task, split, probe.predict(select_columns(X, neurons)))
 
 
 def probe_result(
@@ -104,7 +108,7 @@ def probe_result(
     X_dev = select_columns(task.X_dev, neurons) if X_dev is None else X_dev
     if task.test is not None and X_test is None:
         X_test = select_columns(task.X_test, neurons)
-    test_pred = None if task.test is None else probe.predict_ids(X_test)
+    test_pred = None if task.test is None else probe.predict(X_test)
     interval, reps = None, None
     b = task.bootstrap
     if b is not None and test_pred is not None:
@@ -116,7 +120,7 @@ def probe_result(
         layers=None if layers is None else tuple(int(i) for i in layers),
         neurons=None if layers is not None else tuple(int(i) for i in neurons),
         metric=task.metric,
-        dev=split_scores(task, "dev", probe.predict_ids(X_dev)),
+        dev=split_scores(task, "dev", probe.predict(X_dev)),
         test=None if test_pred is None else split_scores(task, "test", test_pred),
         seed=int(probe.random_state),
         settings=dict(probe.solver_settings_),

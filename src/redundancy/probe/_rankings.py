@@ -204,6 +204,6 @@ def ablated_scores(
         if mode == "mean":
             Xc = Xc - probe.mean_[cols]
         z = Z - Xc @ W[cols]
-        pred = z[:, 0] if probe.classes_ is None else z.argmax(axis=1)
+        pred = z[:, 0] if probe.classes_ is None else probe.classes_[z.argmax(axis=1)]  # ids, not indices
         out.append(float(split_scores(task, split, pred)[task.metric]))
     return out
