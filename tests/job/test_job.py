@@ -240,6 +240,15 @@ def test_each_stage_is_keyed_on_what_it_reads():
     other = stage_keys(compact, _STORES, weights="w")
     assert {s for s in keys if other[s] != keys[s]} == {"compact"}
 
+    # the sweep with task accuracy reads the general stage's representatives: with it, the probe
+    # stage follows the general stage's key; without it (the default), it does not
+    assert changed(sweep_thresholds=(0.3,)) == {"probe", "ablate"}
+    sweep = dataclasses.replace(config, probe=dataclasses.replace(config.probe, sweep_thresholds=(0.3,)))
+    sweep_keys = stage_keys(sweep, _STORES, weights="w")
+    step = dataclasses.replace(sweep, general=dataclasses.replace(sweep.general, step=0.1))
+    other = stage_keys(step, _STORES, weights="w")
+    assert {s for s in sweep_keys if other[s] != sweep_keys[s]} == {"general", "probe", "ablate"}
+
     # [rigour]: the general stage's groups and nulls reach only it; the bootstrap reaches the
     # stages that resample (probe, pipeline) and those that follow them
     def rigour(**kw) -> set[str]:
@@ -394,13 +403,27 @@ def test_second_run_on_the_same_folder_is_refused(tmp_path, tiny):
 def test_rigour_nulls_intervals_and_selectivity(tmp_path, tiny, data_dir):
     """[rigour]: both null models beside the real sweep, intervals on the probe and pipeline scores,
     selectivity of the probes; all cached on a rerun."""
-    rigour = ["[rigour]", 'nulls = ["shuffled", "random-init"]', "bootstrap = 50", "selectivity = true"]
+    rigour = [
+        "[rigour]",
+        'nulls = ["shuffled", "random-init"]',
+        "bootstrap = 50",
+        "selectivity = true",
+        "general_groups = 4",
+    ]
     cfg = _config(tmp_path, tiny("bert"), sections=rigour)
+    # the general sweep with task accuracy, in the probe stage (the [probe] table is the last one)
+    Path(cfg).write_text(
+        Path(cfg)
+        .read_text()
+        .replace("random_draws = 1", "random_draws = 1\nsweep_thresholds = [0.25, 0.5, 0.6]")
+    )
     run = tmp_path / "run"
     assert main(["-q", "run", cfg, "--no-progress", "--data-dir", str(data_dir)]) == 0
     general = json.loads((run / "general" / "sem" / "general.json").read_text())
     kinds = [n["kind"] for n in general["nulls"]]
     assert kinds == ["shuffled", "random-init"]
+    assert general["intervals"]["n_groups"] == 4
+    assert len(general["intervals"]["share_low"]) == len(general["sweep"])
     null_store = json.loads((run / "stores" / "sem-train.random-init" / "manifest.json").read_text())
     real_store = json.loads((run / "stores" / "sem-train" / "manifest.json").read_text())
     assert null_store["model"].endswith("+random-init-s0")
@@ -408,6 +431,12 @@ def test_rigour_nulls_intervals_and_selectivity(tmp_path, tiny, data_dir):
     probe = json.loads((run / "probe" / "sem" / "probe.json").read_text())
     iv = probe["oracle"]["test_interval"]
     assert iv["n_boot"] == 50 and iv["low"] <= probe["oracle"]["test"]["accuracy"] <= iv["high"]
+    sweep = probe["sweep"]  # 0.6 is not in the general sweep (step 0.25): skipped with a warning
+    assert [r["threshold"] for r in sweep["rows"]] == [0.25, 0.5]
+    for row in sweep["rows"]:
+        point = next(p for p in general["sweep"] if p["threshold"] == row["threshold"])
+        assert row["n_kept"] == point["n_clusters"] and row["share_interval"]["n_boot"] == 50
+    assert (run / "probe" / "sem" / "sweep.png").is_file()
     names = {r["name"] for r in probe["selectivity"]["rows"]}
     assert {"oracle", "minimal", "layer-0"} <= names
     results = json.loads((run / "report" / "results.json").read_text())
@@ -419,6 +448,9 @@ def test_rigour_nulls_intervals_and_selectivity(tmp_path, tiny, data_dir):
     assert summary["selectivity"]["probes"]["oracle"]["control"] <= 1.0
     md = (run / "report" / "report.md").read_text()
     assert "Selectivity" in md and "bootstrap intervals" in md
+    assert "Redundant without loss" in md and "| threshold t | neurons kept | redundant % |" in md
+    assert summary["general"]["redundant_share_interval"]["n_boot"] == 4
+    assert [r["threshold"] for r in summary["sweep"]["rows"]] == [0.25, 0.5]
     assert main(["-q", "run", cfg, "--no-progress", "--data-dir", str(data_dir)]) == 0
     again = _statuses(run)
     again.pop("all/report")

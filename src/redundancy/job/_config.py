@@ -133,6 +133,12 @@ class ProbeSettings(_Section):
     pipeline and compact stages (default None: the job's ``threads``); it enters no cache key. On
     an idle 2-core machine two threads run CCG's probes 1.7x faster than one; on cores shared with
     other jobs, 1 avoids the stalls of oversubscribed threads.
+
+    ``sweep_thresholds`` (default none; ``redundancy.probe.SWEEP_THRESHOLDS``, 0.1 ... 0.9, in
+    examples/paper.toml): the general sweep with task accuracy — a probe retrained on the general
+    stage's cluster representatives of all neurons at each of these thresholds (they must be in the
+    general sweep), scored against the oracle (``probe.json`` ``sweep``). The probe stage then reads
+    ``general.json`` and follows the general stage's key.
     """
 
     TABLE = "probe"
@@ -150,10 +156,14 @@ class ProbeSettings(_Section):
     random_draws: int = _default(run_task_redundancy, "n_random")
     ablation_shares: tuple[float, ...] = _default(run_task_redundancy, "ablation_shares")
     ablation_mode: str = _default(run_task_redundancy, "ablation_mode")
+    sweep_thresholds: tuple[float, ...] = ()
     threads: int | None = None
 
     def __post_init__(self) -> None:
         self._require(self.solver in SOLVERS, "solver", _one_of(SOLVERS))
+        self._require(
+            all(0 <= t <= 1 for t in self.sweep_thresholds), "sweep_thresholds", "thresholds lie in [0, 1]"
+        )
         self._require(self.ranking in RANKING_METHODS, "ranking", _one_of(RANKING_METHODS))
         bad = [m for m in self.rankings if m not in RANKING_METHODS[1:]]
         self._require(not bad, "rankings", f"unknown {bad}; " + _one_of(RANKING_METHODS[1:]))
@@ -177,8 +187,13 @@ class ProbeSettings(_Section):
         return {"solver": self.solver, "l1": self.l1, "l2": self.l2}
 
     def analysis_settings(self) -> dict[str, Any]:
-        """What the probe stage reads: the template and the analysis, not ``threads``."""
-        return {k: v for k, v in self.to_dict().items() if k != "threads"}
+        """What the probe stage reads: the template and the analysis, not ``threads`` (nor an empty
+        ``sweep_thresholds``: the keys of runs from before it existed stay valid)."""
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if k != "threads" and not (k == "sweep_thresholds" and not v)
+        }
 
 
 @dataclass(frozen=True)
@@ -468,9 +483,10 @@ def _coerce(name: str, annotation: str, value: Any, source: str, key: str) -> An
         if not isinstance(value, list) or not value:
             raise _fail(source, key, 'expected a list of thresholds, e.g. ["none", 0.3]')
         return tuple(_threshold(v, source, f"{key}[{i}]") for i, v in enumerate(value))
-    if name == "ablation_shares":
+    if name in ("ablation_shares", "sweep_thresholds"):
         if not isinstance(value, list):
-            raise _fail(source, key, "expected a list of shares, e.g. [0.01, 0.05]")
+            example = "[0.01, 0.05]" if name == "ablation_shares" else "[0.1, 0.2, 0.3]"
+            raise _fail(source, key, f"expected a list of numbers, e.g. {example}")
         return tuple(_number(v, source, f"{key}[{i}]") for i, v in enumerate(value))
     if name in ("tasks", "stages", "rankings"):
         if isinstance(value, str):

@@ -72,16 +72,22 @@ def general_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, An
     return inputs
 
 
-def probe_inputs(config: JobConfig, stores: Mapping[str, str]) -> dict[str, Any]:
+def probe_inputs(
+    config: JobConfig, stores: Mapping[str, str], *, general: str | None = None
+) -> dict[str, Any]:
     """The probe stage: the stores, the template and the analysis settings, the seed, the ``[rigour]``
     keys it reads (the bootstrap of its scores, the control task; not the general stage's nulls or
-    groups)."""
-    return {
+    groups); with ``[probe] sweep_thresholds``, the general stage's key (``general``: it probes that
+    stage's cluster representatives)."""
+    inputs = {
         "stores": dict(stores),
         "probe": config.probe.analysis_settings(),
         "seed": config.seed,
         "rigour": {k: config.rigour.to_dict()[k] for k in ("bootstrap", "level", "selectivity")},
     }
+    if config.probe.sweep_thresholds:
+        inputs["general"] = general
+    return inputs
 
 
 def ablate_inputs(
@@ -170,7 +176,7 @@ def stage_keys(
         )
         keys[f"extract/{split}"] = stage_key("extract", inputs, versions)
     keys["general"] = stage_key("general", general_inputs(config, stores), versions)
-    keys["probe"] = stage_key("probe", probe_inputs(config, stores), versions)
+    keys["probe"] = stage_key("probe", probe_inputs(config, stores, general=keys["general"]), versions)
     ablate = ablate_inputs(config, stores, probe=keys["probe"], weights=weights)
     keys["ablate"] = stage_key("ablate", ablate, versions)
     keys["pipeline"] = stage_key("pipeline", pipeline_inputs(config, stores, probe=keys["probe"]), versions)

@@ -378,14 +378,28 @@ def _general(job: _Job, a: _Analysis) -> list[Path]:
     return [out / "general.json"]
 
 
+def _general_json(job: _Job, a: _Analysis) -> Path:
+    return job.out / "general" / a.label / "general.json"
+
+
 def _probe_inputs(job: _Job, a: _Analysis, keys: Mapping[str, str]) -> dict[str, Any]:
-    return probe_inputs(job.config, a.stores)
+    general = None
+    if job.config.probe.sweep_thresholds:
+        general = keys.get("general") or _file_key(_general_json(job, a))
+    return probe_inputs(job.config, a.stores, general=general)
 
 
 def _probe(job: _Job, a: _Analysis) -> list[Path]:
     from sklearn.base import clone
 
-    from ..probe import incremental_file, plot_layers, plot_rankings, plot_sizes, run_task_redundancy
+    from ..probe import (
+        incremental_file,
+        plot_layers,
+        plot_rankings,
+        plot_sizes,
+        plot_sweep,
+        run_task_redundancy,
+    )
 
     p, out = job.config.probe, job.out / "probe" / a.label
     probe = p.template(job.config.seed)
@@ -407,13 +421,49 @@ def _probe(job: _Job, a: _Analysis) -> list[Path]:
         control_seed=job.config.seed,
         progress=job.progress,
     )
+    if p.sweep_thresholds:
+        result = replace(result, sweep=_sweep(job, a, probe, result))
     out.mkdir(parents=True, exist_ok=True)
     plot_layers(result, out / "layers.png")
     plot_sizes(result, out / "sizes.png")
     plot_rankings(result, out / "rankings.png")
+    if result.sweep is not None:
+        plot_sweep(result, out / "sweep.png")
     write_json_atomic(out / "probe.json", result.to_dict())
     layers = [out / "incremental" / incremental_file(i) for i in range(result.n_layers)]
     return [out / "probe.json", out / "oracle.safetensors", *layers]
+
+
+def _sweep(job: _Job, a: _Analysis, probe: Any, result: Any) -> Any:
+    """The general sweep with task accuracy: the probe stage's oracle against probes on the general
+    stage's representatives at each of ``[probe] sweep_thresholds`` (those of its sweep)."""
+    from ..general import load_result
+    from ..probe import sweep_accuracy
+
+    path = _general_json(job, a)
+    if not path.is_file():
+        raise ValueError(
+            f"{a.label}: [probe] sweep_thresholds needs the general stage's result {path}; "
+            "add 'general' to the stages (or run it first)"
+        )
+    g = load_result(path)
+    points = []
+    for t in job.config.probe.sweep_thresholds:
+        try:
+            points.append((t, g.at(t).representatives))
+        except KeyError:
+            logger.warning(
+                "%s: threshold %g is not in the general sweep %s; skipped", a.label, t, g.thresholds
+            )
+    return sweep_accuracy(
+        a.data.get(),
+        probe,
+        points,
+        result.oracle,
+        representative=g.representative,
+        general_split=g.split,
+        progress=job.progress,
+    )
 
 
 def _control_words(job: _Job, a: _Analysis) -> dict[str, list[str]] | None:

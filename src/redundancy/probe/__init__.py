@@ -22,6 +22,9 @@ layer_probes, oracle_probe, minimal_neuron_set, neuron_controls, train_neuron_se
 baseline_score
     The experiments; ``run_task_redundancy`` runs them all (``TaskRedundancyResult``;
     ``incremental_file`` names the incremental probes it can save).
+sweep_accuracy, SweepAccuracy, SweepRow, SWEEP_THRESHOLDS, SWEEP_TOLERANCES
+    The general sweep with task accuracy: a probe on every threshold's cluster representatives of all
+    neurons against the oracle; the largest redundant share within 1 % / 2 % of the oracle.
 control_task, item_words, selectivity, SelectivityResult, SelectivityRow, CONTROL_METRIC
     Selectivity (Hewitt & Liang 2019): the control task (a fixed random label per word type), the
     probes trained on it, task accuracy minus control accuracy.
@@ -35,7 +38,7 @@ score, score_all, default_metric
     Metrics from scikit-learn / seqeval / scipy.
 ProbeResult, MinimalSetResult, CurveResult, SeedSpread, ControlsResult, TaskRedundancyResult, SplitInfo
     Frozen results with ``to_dict`` / ``from_dict``.
-plot_layers, plot_sizes, plot_rankings
+plot_layers, plot_sizes, plot_rankings, plot_sweep
     Figures.
 save_probe, load_probe
     A fitted probe in one safetensors file (parameters in its metadata; no pickle).
@@ -63,7 +66,7 @@ from ._experiments import (
 )
 from ._io import load_probe, save_probe
 from ._metrics import METRICS, default_metric, score, score_all
-from ._plots import plot_layers, plot_rankings, plot_sizes
+from ._plots import plot_layers, plot_rankings, plot_sizes, plot_sweep
 from ._rankings import (
     PathSettings,
     ablated_scores,
@@ -74,6 +77,7 @@ from ._rankings import (
 )
 from ._redundancy import incremental_file, run_task_redundancy
 from ._results import (
+    SWEEP_TOLERANCES,
     ControlsResult,
     CurveResult,
     MinimalSetResult,
@@ -82,15 +86,24 @@ from ._results import (
     SeedSpread,
     SelectivityResult,
     SelectivityRow,
+    SweepAccuracy,
+    SweepRow,
     TaskRedundancyResult,
 )
 from ._selectivity import CONTROL_METRIC, control_task, item_words, selectivity
 from ._single import train_probe
+from ._sweep import SWEEP_THRESHOLDS, sweep_accuracy
 from ._task import ProbeTask, load_probe_task, select_columns
 
 __all__ = [
     "METRICS",
     "SOLVERS",
+    "SWEEP_THRESHOLDS",
+    "SWEEP_TOLERANCES",
+    "SweepAccuracy",
+    "SweepRow",
+    "sweep_accuracy",
+    "plot_sweep",
     "ControlsResult",
     "CurveResult",
     "ElasticNetProbe",

@@ -164,3 +164,49 @@ def plot_rankings(result: TaskRedundancyResult, path: str | os.PathLike) -> Path
                 ax.plot(curve.sizes, ys, style, color=color, ms=3, lw=2 if chosen else 1, label=label)
     title = f"{result.task} / {result.model}: rankings, top-k (solid) and bottom-k (dotted)"
     return _finish_sizes(fig, ax, result, split, title, path)
+
+
+def plot_sweep(result: TaskRedundancyResult, path: str | os.PathLike) -> Path:
+    """The general sweep with task accuracy, on two axes against the threshold: the redundant share
+    (left) and the test score of the probe on the representatives as a share of the oracle's (right,
+    with its bootstrap band); the largest share within 1 % of the oracle (on dev) marked."""
+    sw = result.sweep
+    if sw is None:
+        raise ValueError("the result has no sweep (probe stage run without [probe] sweep_thresholds)")
+    fig = _figure(6.8, 4.2)
+    ax = fig.add_subplot()
+    ts = np.array([r.threshold for r in sw.rows])
+    ax.plot(ts, [100 * r.redundant_share for r in sw.rows], "o-", color="C0", label="redundant neurons")
+    ax.set_xlabel("clustering threshold t (1 − |r|)")
+    ax.set_ylabel("redundant neurons (%)", color="C0")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    right = ax.twinx()
+    share = np.array([np.nan if r.share_of_oracle is None else 100 * r.share_of_oracle for r in sw.rows])
+    right.plot(ts, share, "s-", color="C3", label=f"test {result.metric}, % of the oracle")
+    ivs = [r.share_interval for r in sw.rows]
+    if ivs and all(iv is not None for iv in ivs):
+        right.fill_between(
+            ts, [100 * iv.low for iv in ivs], [100 * iv.high for iv in ivs], color="C3", alpha=0.2
+        )
+    right.axhline(99, color="C3", ls=":", lw=1)
+    right.set_ylabel(f"test {result.metric}, % of the oracle's", color="C3")
+    best = sw.largest_within(1.0)
+    if best is not None:
+        ax.axvline(best.threshold, color="grey", ls="--", lw=1)
+        ax.annotate(
+            f"within 1 %: t = {best.threshold:g}, {100 * best.redundant_share:.1f}% redundant",
+            (best.threshold, 100 * best.redundant_share),
+            textcoords="offset points",
+            xytext=(6, -14),
+            fontsize=8,
+        )
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower left", fontsize="small")
+    ax.set_title(
+        f"{result.task} / {result.model}: redundant without loss? (probes on the representatives)", fontsize=9
+    )
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    return path

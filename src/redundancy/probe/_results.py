@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -270,6 +271,77 @@ class SelectivityResult(_Record):
         raise KeyError(name)
 
 
+SWEEP_TOLERANCES = (1.0, 2.0)
+"""Tolerances (percent of the oracle's dev score) of the sweep's headline "largest redundant share"."""
+
+
+@dataclass(frozen=True)
+class SweepRow(_Record):
+    """One threshold: its representatives' probe against the oracle.
+
+    Attributes
+    ----------
+    threshold : the clustering threshold ``t`` (distance ``1 - |r|``).
+    n_kept : cluster representatives kept (one per cluster); ``redundant_share`` : ``1 - n_kept / N``.
+    dev, test : the probe's scores (task metric); ``share_of_oracle`` : ``test / oracle test``.
+    test_interval, share_interval : their bootstrap intervals over test sentences (paired with the
+        oracle's replicates), when the task has a bootstrap.
+    """
+
+    _nested: ClassVar[dict[str, type]] = {"test_interval": Interval, "share_interval": Interval}
+
+    threshold: float
+    n_kept: int
+    redundant_share: float
+    dev: float
+    test: float | None
+    share_of_oracle: float | None
+    test_interval: Interval | None = None
+    share_interval: Interval | None = None
+
+
+@dataclass(frozen=True)
+class SweepAccuracy(_Record):
+    """The sweep with task accuracy of one task.
+
+    Attributes
+    ----------
+    n_neurons : all neurons (``N``); ``representative`` : how the general stage picked one neuron per
+        cluster; ``general_split`` : the split its clustering was computed on.
+    oracle_dev, oracle_test : the oracle probe's scores.
+    rows : one :class:`SweepRow` per threshold, ascending.
+    selection : how :meth:`largest_within` picks (a sentence).
+    """
+
+    _nested: ClassVar[dict[str, type]] = {"rows": SweepRow}
+
+    n_neurons: int
+    representative: str
+    general_split: str
+    oracle_dev: float
+    oracle_test: float | None
+    rows: tuple[SweepRow, ...]
+    selection: str = (
+        "the largest redundant share whose probe's dev score is at least oracle dev x (1 - tolerance/100); "
+        "its test score reported"
+    )
+
+    def largest_within(self, tolerance: float) -> SweepRow | None:
+        """The row with the largest redundant share whose dev score stays within ``tolerance``
+        percent of the oracle's dev score (selected on dev, as every choice here); None if none does."""
+        floor = self.oracle_dev * (1.0 - float(tolerance) / 100.0)
+        ok = [r for r in self.rows if math.isfinite(r.dev) and r.dev >= floor]
+        return max(ok, key=lambda r: (r.redundant_share, -r.threshold)) if ok else None
+
+    def summary(self) -> dict[str, Any]:
+        """``{"within_1%": {...} | None, "within_2%": ...}``: the headline rows, JSON-ready."""
+        out: dict[str, Any] = {}
+        for tol in SWEEP_TOLERANCES:
+            r = self.largest_within(tol)
+            out[f"within_{tol:g}%"] = None if r is None else r.to_dict()
+        return out
+
+
 @dataclass(frozen=True, eq=False)
 class TaskRedundancyResult(_Record):
     """The whole task-specific analysis of one task on one model.
@@ -293,6 +365,7 @@ class TaskRedundancyResult(_Record):
         used, "reason": a sentence, "scores": {method: mean top-k dev}}``; None for old results.
     rankings : every ranking compared, ``{method: flat ids}`` (``ranking`` is the chosen one's).
     selectivity : :class:`SelectivityResult` (control task), when asked for; else None.
+    sweep : :class:`SweepAccuracy` (the general sweep with task accuracy), when asked for; else None.
     """
 
     _nested: ClassVar[dict[str, type]] = {
@@ -305,6 +378,7 @@ class TaskRedundancyResult(_Record):
         "minimal": MinimalSetResult,
         "controls": ControlsResult,
         "selectivity": SelectivityResult,
+        "sweep": SweepAccuracy,
     }
 
     task: str
@@ -335,6 +409,7 @@ class TaskRedundancyResult(_Record):
     ranking_choice: dict[str, Any] | None = None
     rankings: dict[str, tuple[int, ...]] | None = None
     selectivity: SelectivityResult | None = None
+    sweep: SweepAccuracy | None = None
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers (dev and test of the task metric) as a small JSON-ready dict."""

@@ -13,7 +13,7 @@ from ..ablate import AblationResult
 from ..general import GeneralResult, plot_cka, plot_spans, plot_threshold
 from ..general import plot_layers as plot_general_layers
 from ..pipeline import PipelineResult
-from ..probe import TaskRedundancyResult, plot_layers, plot_rankings, plot_sizes
+from ..probe import SWEEP_TOLERANCES, TaskRedundancyResult, plot_layers, plot_rankings, plot_sizes, plot_sweep
 from ._blocks import (
     NOT_RUN,
     Block,
@@ -318,6 +318,7 @@ def probe_blocks(task: str, p: TaskRedundancyResult, fig: FigureMaker) -> list[B
         )
     )
     blocks += _selectivity_blocks(p)
+    blocks += _sweep_blocks(task, p, fig)
     c = p.controls
     if c is None:
         blocks.append(Paragraph(f"Controls: {NOT_RUN}.", True))
@@ -359,6 +360,61 @@ def _interval_note(r: Any) -> str:
         f" Test scores in brackets: {100 * iv.level:g} % bootstrap intervals over test sentences "
         f"({iv.n_boot} replicates, seed {iv.seed}; the probes are not retrained)."
     )
+
+
+def _sweep_blocks(task: str, p: TaskRedundancyResult, fig: FigureMaker) -> list[Block]:
+    """The general sweep with task accuracy: is the redundant share redundant without loss?"""
+    sw = p.sweep
+    if sw is None:
+        return []
+    heads = []
+    for tol in SWEEP_TOLERANCES:
+        r = sw.largest_within(tol)
+        heads.append(
+            f"within {tol:g} % of the oracle (dev): "
+            + (
+                "no threshold"
+                if r is None
+                else f"{share(r.redundant_share)}% of the neurons redundant at t = {r.threshold:g} "
+                f"({r.n_kept:,} kept; test {score_ci(r.test, r.test_interval)}, "
+                f"{score_ci(r.share_of_oracle, r.share_interval)}% of the oracle)"
+            )
+        )
+    blocks: list[Block] = [
+        Paragraph(
+            f"Redundant without loss: a probe retrained on each threshold's cluster representatives of all "
+            f"{sw.n_neurons:,} neurons (clusters of the general stage on {sw.general_split}, "
+            f"{sw.representative} member kept). The largest redundant share " + "; ".join(heads) + "."
+        )
+    ]
+    blocks += fig(
+        task,
+        "probe-sweep",
+        plot_sweep,
+        p,
+        "Redundant share and the representatives' probe score against the clustering threshold",
+        "Redundant neurons (left axis) and the test score of a probe on one neuron per cluster as a share "
+        "of the oracle's (right axis, bootstrap band), against the threshold.",
+    )
+    blocks.append(
+        Table(
+            header=("threshold t", "neurons kept", "redundant %", "dev", "test", "% of oracle"),
+            rows=tuple(
+                (
+                    f"{r.threshold:g}",
+                    num(r.n_kept),
+                    share(r.redundant_share),
+                    score(r.dev),
+                    score_ci(r.test, r.test_interval),
+                    score_ci(r.share_of_oracle, r.share_interval),
+                )
+                for r in sw.rows
+            ),
+            caption=f"The general sweep with task accuracy ({p.metric} in %; oracle dev "
+            f"{score(sw.oracle_dev)}, test {score(sw.oracle_test)}).",
+        )
+    )
+    return blocks
 
 
 def _selectivity_blocks(p: TaskRedundancyResult) -> list[Block]:

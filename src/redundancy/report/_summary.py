@@ -96,7 +96,9 @@ def task_summary(section: TaskSection) -> dict[str, Any]:
     """The headline numbers of one task (``results.json``'s ``summary``; the report's summary table)."""
     g, p, q, c = section.general, section.probe, section.pipeline, section.compact
     out: dict[str, Any] = {"task": section.task, "model": section.model}
-    out.update(dict.fromkeys(("general", "oracle", "minimal_set", "selectivity", "pipeline", "compact")))
+    out.update(
+        dict.fromkeys(("general", "oracle", "minimal_set", "sweep", "selectivity", "pipeline", "compact"))
+    )
     out["metric"] = q.metric if q is not None else p.metric if p is not None else None
     out["stages"] = {
         "general": g is not None,
@@ -143,6 +145,13 @@ def task_summary(section: TaskSection) -> dict[str, Any]:
             "test_interval": _iv(m.result.test_interval),
             "ranking": m.ranking_method,
         }
+        if p.sweep is not None:
+            out["sweep"] = {
+                "n_neurons": p.sweep.n_neurons,
+                "selection": p.sweep.selection,
+                "rows": [r.to_dict() for r in p.sweep.rows],
+                **p.sweep.summary(),
+            }
         if p.selectivity is not None:
             sel = p.selectivity
             out["selectivity"] = {
