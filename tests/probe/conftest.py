@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from synthetic import TAGS, planted, write_store
@@ -26,6 +28,16 @@ def planted_stores(tmp_path_factory):
     y_test[:10] = len(test_names) - 1
     write_store(root / "test", acts, y_test, test_names, split="test")
     return root
+
+
+@pytest.fixture(scope="module")
+def task(planted_stores):
+    """The planted stores as a probe task, with a 100-replicate sentence bootstrap (seed 0)."""
+    from redundancy.probe import load_probe_task
+    from redundancy.rigour import SentenceBootstrap
+
+    t = load_probe_task(planted_stores / "train", planted_stores / "dev", planted_stores / "test")
+    return dataclasses.replace(t, bootstrap=SentenceBootstrap(n_boot=100, seed=0))
 
 
 @pytest.fixture(autouse=True, scope="package")

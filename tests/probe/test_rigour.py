@@ -1,7 +1,5 @@
 """Intervals on probe scores and the selectivity control task, on the planted stores."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -10,18 +8,10 @@ from redundancy.probe import (
     TaskRedundancyResult,
     control_task,
     item_words,
-    load_probe_task,
     run_task_redundancy,
     selectivity,
     split_replicates,
 )
-from redundancy.rigour import SentenceBootstrap
-
-
-@pytest.fixture(scope="module")
-def task(planted_stores):
-    t = load_probe_task(planted_stores / "train", planted_stores / "dev", planted_stores / "test")
-    return dataclasses.replace(t, bootstrap=SentenceBootstrap(n_boot=100, seed=0))
 
 
 def _words(task, n_types=40, seed=0):

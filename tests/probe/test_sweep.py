@@ -1,7 +1,5 @@
 """The general sweep with task accuracy: probes on each threshold's representatives against the oracle."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -9,16 +7,8 @@ from redundancy.probe import (
     ElasticNetProbe,
     SweepAccuracy,
     layer_probes,
-    load_probe_task,
     sweep_accuracy,
 )
-from redundancy.rigour import SentenceBootstrap
-
-
-@pytest.fixture(scope="module")
-def task(planted_stores):
-    t = load_probe_task(planted_stores / "train", planted_stores / "dev", planted_stores / "test")
-    return dataclasses.replace(t, bootstrap=SentenceBootstrap(n_boot=100, seed=0))
 
 
 def test_representatives_that_keep_the_rule_keep_the_score_and_others_lose_it(task):

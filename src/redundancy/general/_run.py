@@ -220,8 +220,8 @@ def _null_baseline(
 
 
 INTERVAL_BYTES = 4 * 2**30
-"""Memory the jackknife groups' sums may take in :func:`run_general` (``4 N²`` bytes a group: 20
-groups fit up to 16,384 neurons... 2,688 neurons take 29 MB a group, 9,984 take 399 MB, so 10 groups)."""
+"""Memory the jackknife groups' sums may take in :func:`run_general` (``4 N²`` bytes a group: 20 groups
+fit up to about 7,300 neurons; 2,688 neurons take 29 MB a group, 9,984 take 399 MB, so 10 groups)."""
 
 
 def _interval_groups(intervals: Any, level: Any, store: ActivationStore, budget: int) -> int:
@@ -362,8 +362,7 @@ def run_general(
     level : float
         Coverage of the intervals.
     interval_bytes : int
-        Memory the groups' sums may take (default 4 GiB: 20 groups up to 16,384 neurons... see
-        :data:`INTERVAL_BYTES`).
+        Memory the groups' sums may take (default :data:`INTERVAL_BYTES`, 4 GiB).
     progress : :class:`redundancy._progress.Progress`, optional
         Told the number of items read so far (cumulative), after every batch.
 

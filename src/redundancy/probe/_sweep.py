@@ -50,7 +50,7 @@ def sweep_accuracy(
     representative, general_split : recorded (how and on which split the clusters were made).
     """
     n = task.n_neurons
-    pts = sorted((float(t), np.asarray(r, dtype=np.int64)) for t, r in points)
+    pts = sorted(((float(t), np.asarray(r, dtype=np.int64)) for t, r in points), key=lambda p: p[0])
     for t, reps in pts:
         if reps.size == 0 or reps.min() < 0 or reps.max() >= n or np.unique(reps).size != reps.size:
             raise ValueError(f"threshold {t:g}: representatives must be distinct neuron ids in [0, {n})")
