@@ -198,7 +198,8 @@ def plot_sweep(result: TaskRedundancyResult, path: str | os.PathLike) -> Path:
             f"within 1 %: t = {best.threshold:g}, {100 * best.redundant_share:.1f}% redundant",
             (best.threshold, 100 * best.redundant_share),
             textcoords="offset points",
-            xytext=(6, -14),
+            xytext=(-6, 8),
+            ha="right",
             fontsize=8,
         )
     lines = ax.get_legend_handles_labels()

@@ -105,11 +105,12 @@ def score(x: float | None) -> str:
     return "–" if missing(x) else f"{100 * x:.2f}"
 
 
-def score_ci(x: float | None, interval: Any = None) -> str:
-    """:func:`score` with its bootstrap interval when there is one: ``95.01 [94.80, 95.20]``."""
+def score_ci(x: float | None, interval: Any = None, fmt: Any = None) -> str:
+    """``fmt(x)`` (default :func:`score`) with its interval when there is one: ``95.01 [94.80, 95.20]``."""
+    fmt = score if fmt is None else fmt
     if interval is None or missing(x) or missing(interval.low) or missing(interval.high):
-        return score(x)
-    return f"{score(x)} [{score(interval.low)}, {score(interval.high)}]"
+        return fmt(x)
+    return f"{fmt(x)} [{fmt(interval.low)}, {fmt(interval.high)}]"
 
 
 def share(x: float | None) -> str:

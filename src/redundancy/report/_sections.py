@@ -42,18 +42,9 @@ def _cka(x: float) -> str:
     return "–" if missing(x) else f"{x:.2f}"
 
 
-def _cka_ci(iv: Any) -> str:
-    """CKA with its interval when there is one: ``0.93 [0.92, 0.94]``."""
-    if iv is None or missing(iv.low) or missing(iv.high):
-        return _cka(iv.estimate) if iv is not None else "–"
-    return f"{_cka(iv.estimate)} [{_cka(iv.low)}, {_cka(iv.high)}]"
-
-
 def _share_ci(iv: Any, x: float) -> str:
     """A redundant share in % with its interval when there is one: ``45.2 [44.1, 46.0]``."""
-    if iv is None or missing(iv.low) or missing(iv.high):
-        return share(x)
-    return f"{share(x)} [{share(iv.low)}, {share(iv.high)}]"
+    return score_ci(x, iv, share)
 
 
 def _general_rigour_blocks(g: GeneralResult) -> list[Block]:
@@ -75,8 +66,8 @@ def _general_rigour_blocks(g: GeneralResult) -> list[Block]:
             Paragraph(
                 "Null models, computed by the same code on the same tokens: "
                 + "; ".join(f"{n.kind}: {n.description}" for n in nulls)
-                + ". Real numbers well above both are redundancy of the trained model, not of the "
-                "estimator or the architecture."
+                + ". The shuffled null shows what the estimator finds where there is no redundancy; a number "
+                "no higher than the random-init null's is not evidence of redundancy the training put there."
             )
         )
     if g.n_layers >= 2:
@@ -85,8 +76,7 @@ def _general_rigour_blocks(g: GeneralResult) -> list[Block]:
         for a in range(g.n_layers - 1):
             cells = [f"{a}–{a + 1}"]
             for variant, m in (("linear", lin), ("debiased", deb)):
-                one = g.cka_interval(a, a + 1, variant)
-                cells.append(_cka(m[a, a + 1]) if one is None else _cka_ci(one))
+                cells.append(score_ci(m[a, a + 1], g.cka_interval(a, a + 1, variant), _cka))
             for n in nulls:
                 cells += [_cka(n.cka.as_array(v)[a, a + 1]) for v in ("linear", "debiased")]
             rows.append(tuple(cells))
