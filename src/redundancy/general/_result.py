@@ -366,35 +366,19 @@ class GeneralResult:
             return None
         p = self.at(threshold)
         i = self.sweep.index(p)
-        iv = self.intervals
-        return Interval(
-            p.redundant_share,
-            iv.share_low[i],
-            iv.share_high[i],
-            iv.level,
-            iv.n_groups,
-            iv.seed,
-            "sentence group",
-            "jackknife",
-        )
+        return self._interval(p.redundant_share, self.intervals.share_low[i], self.intervals.share_high[i])
 
     def cka_interval(self, a: int, b: int, variant: str = "linear") -> Interval | None:
         """CKA of layers ``a`` and ``b`` with its jackknife interval."""
         if self.intervals is None:
             return None
         low, high = self.intervals.cka(variant)
+        return self._interval(float(self.cka.as_array(variant)[a, b]), float(low[a, b]), float(high[a, b]))
+
+    def _interval(self, estimate: float, low: float, high: float) -> Interval:
         iv = self.intervals
-        est = float(self.cka.as_array(variant)[a, b])
-        return Interval(
-            est,
-            float(low[a, b]),
-            float(high[a, b]),
-            iv.level,
-            iv.n_groups,
-            iv.seed,
-            "sentence group",
-            "jackknife",
-        )
+        assert iv is not None
+        return Interval(estimate, low, high, iv.level, iv.n_groups, iv.seed, "sentence group", "jackknife")
 
     def summary(self) -> dict[str, Any]:
         """A short JSON-ready digest: headline share, CKA matrices (2 decimals), share vs threshold."""
