@@ -188,10 +188,6 @@ class StatsPart:
     sq_outer: np.ndarray
     sq_cross_t: np.ndarray
 
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.shift, self.sum, self.cross, self.sq_outer, self.sq_cross_t))
-
 
 # ---------------------------------------------------------------------------------------------- accumulator
 

@@ -14,7 +14,7 @@ Interval
 percentile_interval, poisson_weights, sentence_index, group_sums
     The pieces: an interval of replicates; streaming Poisson(1) weights per sentence; dense sentence
     numbers; per-sentence sums.
-sentence_groups, jackknife_bounds, jackknife_interval
+sentence_groups, jackknife_bounds
     The delete-a-group jackknife over random groups of sentences (the general stage's intervals of
     CKA and of the redundant share: one pass, no extra arithmetic).
 control_labels
@@ -30,7 +30,6 @@ from ._bootstrap import (
     SentenceBootstrap,
     group_sums,
     jackknife_bounds,
-    jackknife_interval,
     percentile_interval,
     poisson_weights,
     sentence_groups,
@@ -46,7 +45,6 @@ __all__ = [
     "control_labels",
     "group_sums",
     "jackknife_bounds",
-    "jackknife_interval",
     "percentile_interval",
     "poisson_weights",
     "sentence_groups",

@@ -273,17 +273,3 @@ def jackknife_bounds(
     if bounds is not None:
         low, high = np.clip(low, *bounds), np.clip(high, *bounds)
     return low, high
-
-
-def jackknife_interval(
-    estimate: float,
-    leave_outs: Any,
-    level: float = DEFAULT_LEVEL,
-    seed: int = 0,
-    bounds: tuple[float, float] | None = None,
-) -> Interval:
-    """:func:`jackknife_bounds` of one statistic as an :class:`Interval` (``method="jackknife"``,
-    ``n_boot`` = the number of groups, ``unit="sentence group"``)."""
-    lo, hi = jackknife_bounds(estimate, leave_outs, level, bounds)
-    n = len(np.asarray(leave_outs))
-    return Interval(float(estimate), float(lo), float(hi), level, n, seed, "sentence group", "jackknife")
