@@ -16,7 +16,7 @@ import redundancy
 SRC = Path(redundancy.__file__).parent
 
 # Which subpackages each subpackage may import (docs/architecture.md draws the same graph). The
-# root's shared helpers (_serial, _torch, _progress) are open to all and import no subpackage.
+# root's shared helpers (_serial, _torch, _progress, _lock) are open to all and import no subpackage.
 ALLOWED: dict[str, set[str]] = {
     "data": set(),
     "store": set(),
@@ -36,7 +36,7 @@ ALLOWED: dict[str, set[str]] = {
     | {"finetune", "report", "rigour"},
 }
 ALLOWED["cli"] = ALLOWED["job"] | {"job"}
-SHARED = {"_serial", "_torch", "_progress"}
+SHARED = {"_serial", "_torch", "_progress", "_lock"}
 
 
 def _owner(path: Path, src: Path) -> str | None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import math
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -37,6 +38,32 @@ def check_fields(cls: type, d: Any, what: str | None = None) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{what} is missing keys {missing}")
     return dict(d)
+
+
+def check_file_name(name: Any, what: str) -> str:
+    """``name`` when it is a plain file name that stays inside its folder; else ``ValueError`` naming
+    ``what``: no ``/`` or ``\\``, no ``..``, not absolute, not empty (names read from a manifest or a
+    record must not point outside the folder they describe).
+
+    >>> check_file_name("activations.npy", "manifest")
+    'activations.npy'
+    >>> check_file_name("../x.npy", "manifest")
+    Traceback (most recent call last):
+    ...
+    ValueError: manifest: '../x.npy' is not a plain file name in its folder (no /, \\, .. or absolute paths)
+    """
+    if (
+        not isinstance(name, str)
+        or name in ("", ".")
+        or ".." in name
+        or any(c in name for c in "/\\\0")
+        or os.path.isabs(name)
+        or PureWindowsPath(name).drive
+    ):
+        raise ValueError(
+            f"{what}: {name!r} is not a plain file name in its folder (no /, \\, .. or absolute paths)"
+        )
+    return name
 
 
 def json_ready(obj: Any) -> Any:
@@ -69,7 +96,8 @@ def nan_if_none(x: float | None) -> float:
 def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path`` for binary writing; on success flush, fsync and rename it
     over ``path`` (then fsync the folder), so readers see the old file or the new one, never half.
-    When the block raises, the temporary file is removed and ``path`` is untouched.
+    When the block raises, the temporary file is removed and ``path`` is untouched; a full disk
+    (``ENOSPC`` while writing) is raised as an ``OSError`` whose ``filename`` is ``path``.
 
     The one atomic file writer of the package (stage results, figures, arrays, predictions, manifests).
 
@@ -89,10 +117,19 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        _raise_naming(err, path)
         raise
     fsync_dir(path.parent)
+
+
+def _raise_naming(err: BaseException, path: str | os.PathLike) -> None:
+    """For a full disk (``ENOSPC``), raise an ``OSError`` whose ``filename`` is ``path``, the file being
+    written, not a temporary one or none (so that the CLI can say "no space left on device writing
+    PATH"); else return."""
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC and err.filename != str(path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -124,17 +161,27 @@ def write_npy_atomic(path: Path, array: np.ndarray) -> None:
 def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
     """Put the finished folder ``tmp`` at ``target``, replacing an old one: the old folder is moved
     aside to ``TARGET.old`` first and removed last, so an interruption leaves either folder whole
-    (:func:`recover_dir` puts a set-aside one back).
+    (:func:`recover_dir` puts a set-aside one back). When the second rename fails (a full disk,
+    say), the old folder is put back at once and the error raised; ``tmp`` stays for the caller to
+    remove.
 
     The one "replace a folder atomically" helper of the package (compact models, checkpoints).
     """
     tmp, target = Path(tmp), Path(target)
     old = target.with_name(target.name + ".old")
+    recover_dir(target)  # an earlier replacement cut off between its renames: its old folder is the one
     if old.exists():
         shutil.rmtree(old)
-    if target.exists():
+    moved = target.exists()
+    if moved:
         os.replace(target, old)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except BaseException as err:
+        if moved:
+            recover_dir(target)
+        _raise_naming(err, target)
+        raise
     fsync_dir(target.parent)
     shutil.rmtree(old, ignore_errors=True)
 

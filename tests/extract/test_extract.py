@@ -224,11 +224,14 @@ def test_model_errors(tiny, tmp_path, monkeypatch):
         load_model("some-org/some-model-that-is-not-cached")
 
 
-def test_slow_tokenizer_is_refused(tiny, monkeypatch):
+def test_slow_tokenizer_is_refused(tiny, tmp_path, monkeypatch):
+    import shutil
+
     import transformers
     from transformers import BertTokenizerLegacy
 
-    folder = tiny("bert")
+    folder = tmp_path / "bert"  # a copy: the session's tiny model is shared, never written to
+    shutil.copytree(tiny("bert"), folder)
     vocab = folder / "vocab.txt"
     if not vocab.exists():
         tok = transformers.AutoTokenizer.from_pretrained(folder)

@@ -160,6 +160,49 @@ def test_resume_equals_an_uninterrupted_run(tiny, tmp_path):
         finetune(CLASSES, model, out, dataclasses.replace(config, lr=1e-4), dev=CLASSES)
 
 
+def test_what_a_killed_call_left_half_written_is_removed(tiny, tmp_path):
+    """SIGKILL inside save_checkpoint leaves its unfinished folder, inside an atomic write its
+    temporary file (tests/reliability/test_kill_resume.py kills real runs there); the next call
+    removes both."""
+    out = tmp_path / "ft"
+    half = out / ".checkpoint-k2j4_x9q" / "model.safetensors"
+    half.parent.mkdir(parents=True)
+    half.write_bytes(b"half")
+    (out / ".finetune.json.k2j4_x9q.tmp").write_text("{")
+    finetune(CLASSES, str(tiny("bert")), out, FinetuneConfig(max_epochs=1, **FAST))
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("damage", ["flip-weights", "garble-state", "delete-tensors"])
+def test_damaged_checkpoint_is_refused_and_training_restarts(tiny, tmp_path, caplog, damage):
+    """A checkpoint whose files are not the ones written is never resumed from: it is named in a
+    warning, removed, and the run starts again from step 0 (ending as an uninterrupted run)."""
+    import logging
+
+    model = str(tiny("bert"))
+    config = FinetuneConfig(max_epochs=2, **{**FAST, "checkpoint_every": 2})
+    finetune(CLASSES, model, tmp_path / "straight", config, dev=CLASSES)
+    out = tmp_path / "resumed"
+    finetune(CLASSES, model, out, dataclasses.replace(config, max_steps=2), dev=CLASSES)
+    ckpt = out / "checkpoint"
+    if damage == "flip-weights":
+        target = ckpt / "model.safetensors"
+        data = bytearray(target.read_bytes())
+        data[-3] ^= 0xFF
+        target.write_bytes(bytes(data))
+    elif damage == "garble-state":
+        target = ckpt / "trainer_state.json"
+        target.write_text(target.read_text()[:50])
+    else:
+        target = ckpt / "trainer_state.safetensors"
+        target.unlink()
+    with caplog.at_level(logging.WARNING, logger="redundancy"):
+        done = finetune(CLASSES, model, out, config, dev=CLASSES)
+    assert done.finished and done.resumed_at == ()
+    assert any(str(target) in r.getMessage() for r in caplog.records)
+    assert _same_weights(tmp_path / "straight", out)
+
+
 def test_clear_errors(tiny, tmp_path):
     model = str(tiny("bert"))
     dev = _task(["a", "b", "c", "a", "b", "d"])

@@ -73,6 +73,7 @@ def test_default_config_reads():
         ('tasks = ["pos"]\n[probe]\nl1 = "big"\n', "probe.l1: expected a finite number"),
         ('tasks = ["pos"]\n[extract]\nbatch_size = 0\n', "extract.batch_size: must be >= 1"),
         ('tasks = ["pos"]\n[extract]\nmax_train_tokens = 0\n', "extract.max_train_tokens: must be >= 1"),
+        ('tasks = ["pos"]\n[extract]\nchunk_items = 0\n', "extract.chunk_items: must be >= 1"),
         ('tasks = ["pos"]\nthreads = 0\n', "threads: must be >= 1"),
         ('tasks = ["pos"]\nthreads = -2\n', "threads: must be >= 1"),
         ('tasks = ["pos"]\n[probe]\nthreads = 0\n', "probe.threads: must be >= 1"),
@@ -239,6 +240,9 @@ def test_each_stage_is_keyed_on_what_it_reads():
     compact = dataclasses.replace(config, compact=dataclasses.replace(config.compact, min_share=0.9))
     other = stage_keys(compact, _STORES, weights="w")
     assert {s for s in keys if other[s] != keys[s]} == {"compact"}
+    # how often an extraction commits (the unit it resumes from) stores the same bytes: no key moves
+    chunks = dataclasses.replace(config, extract=dataclasses.replace(config.extract, chunk_items=7))
+    assert stage_keys(chunks, _STORES, weights="w") == keys
 
     # the sweep with task accuracy reads the general stage's representatives: with it, the probe
     # stage follows the general stage's key; without it (the default), it does not
@@ -263,6 +267,36 @@ def test_each_stage_is_keyed_on_what_it_reads():
     # whether the pretrained model is compared changes what is analysed, not the fine-tuning
     ft = dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, compare_pretrained=False))
     assert stage_keys(ft, _STORES, weights="w") == keys
+
+
+def test_a_run_removes_what_a_killed_run_left_half_written(tmp_path):
+    """SIGKILL between writing a temporary file or folder and renaming it into place leaves it
+    behind (tests/reliability/test_kill_resume.py kills real runs there); the next run, holding the
+    folder's lock, removes such leftovers and nothing else."""
+    from redundancy.job._run import _remove_leftovers
+
+    run = tmp_path / "run"
+    leftovers = [
+        ".job.json.a1b2c3d4.tmp",  # the atomic writer's temporary file
+        "stores/sem-dev/.progress.json.x_9yz0ab.tmp",
+        "compact/.sem.partial-k3j4_l5m/model/model.safetensors",  # an unfinished compact model
+        "finetuned/rte/.checkpoint-abcdefgh/trainer_state.json",  # an unfinished checkpoint
+        "compact/sem.old/compact.json",  # a replaced folder whose new one is in place
+    ]
+    kept = [
+        "job.json",
+        "compact/sem/compact.json",
+        "probe/sem/.checkpoint/family.json",  # the probe stage's checkpoint: kept on purpose
+        "stores/sem-dev/.lock",
+        "notes.tmp",
+        "other.old/x",  # an old folder without its new one: recover_dir puts it back when needed
+    ]
+    for rel in leftovers + kept:
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_text("x")
+    _remove_leftovers(run)
+    assert {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()} == set(kept)
+    assert not (run / "compact" / ".sem.partial-k3j4_l5m").exists()
 
 
 def test_cli_overrides_are_checked(tmp_path, capsys):

@@ -126,6 +126,21 @@ def test_complete_store_is_recognised(tmp_path, fake):
         f.write(writer, [0])
 
 
+def test_finalize_cut_off_before_removing_its_progress_record(tmp_path, fake, digests):
+    """A kill between the complete manifest and the removal of progress.json (found by
+    tests/reliability/test_kill_resume.py) leaves a complete store; reopening it removes the record."""
+    f = fake()
+    reference = f.build(tmp_path / "reference")
+    f.build(tmp_path / "s")
+    (tmp_path / "s" / "progress.json").write_text('{"chunks": []}')
+    writer = f.open_writer(tmp_path / "s")
+    assert writer.complete and not (tmp_path / "s" / "progress.json").exists()
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == sorted(
+        p.name for p in (tmp_path / "reference").iterdir()
+    )
+    assert digests(tmp_path / "s") == digests(reference)
+
+
 def test_different_plan_is_refused_then_overwritten(tmp_path, fake):
     f = fake()
     path = tmp_path / "s"

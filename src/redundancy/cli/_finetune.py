@@ -10,7 +10,8 @@ import json
 import logging
 import sys
 
-from ._progress import stage_bars
+from ._guard import check_unlocked, guarded
+from ._progress import progress_for
 
 logger = logging.getLogger("redundancy.cli")
 
@@ -72,10 +73,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+@guarded
 def run(args: argparse.Namespace) -> int:
     """Handler of ``redundancy finetune``: prints the summary of ``finetune.json`` as JSON."""
     from ..finetune import FinetuneConfig, finetune
 
+    check_unlocked(args.out)  # not under a run folder that a running `redundancy run` holds
     config = FinetuneConfig(
         lr=args.lr,
         max_epochs=args.epochs,
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         device=args.device,
     )
-    with stage_bars(not args.no_progress) as progress:
+    with progress_for(args) as progress:
         result = finetune(args.task, args.model, args.out, config, data_dir=args.data_dir, progress=progress)
     json.dump(result.summary(), sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -8,7 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from ._progress import stage_bars
+from ._guard import check_unlocked, guarded
+from ._progress import interval_argument, progress_for
 
 logger = logging.getLogger("redundancy.cli")
 
@@ -27,11 +28,26 @@ def _setup_logging(verbosity: int) -> None:
         pass
 
 
+@guarded
 def _cmd_extract(args: argparse.Namespace) -> int:
     from ..data import load_task, read_text
     from ..extract import ExtractConfig, extract, load_model
     from ..store import ActivationStore, default_store_name
 
+    if args.out:
+        check_unlocked(args.out)  # before the slow loading: a running `redundancy run` owns that folder
+    config = ExtractConfig(  # checks the settings before any data or model is read
+        aggregation=args.aggregation,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        dtype=args.dtype,
+        device=args.device,
+        threads=args.threads,
+    )
+    for name in ("max_train_tokens", "max_items"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')}: must be >= 1, got {value}")
     if args.task == "text":
         if not args.input:
             raise ValueError("--task text needs --input FILE (one sentence per line)")
@@ -41,14 +57,6 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         data = load_task(
             args.task, args.split, args.data_dir, max_tokens=max_tokens, max_items=args.max_items
         )
-    config = ExtractConfig(
-        aggregation=args.aggregation,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        dtype=args.dtype,
-        device=args.device,
-        threads=args.threads,
-    )
     lm = load_model(args.model, device=args.device, max_length=args.max_length)
     agg = config.resolved_aggregation(data.spec.level, lm.tokenizer)
     out = (
@@ -56,7 +64,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         if args.out
         else Path("runs") / default_store_name(lm.name, data.spec.name, data.split, agg)
     )
-    with stage_bars(not args.no_progress) as bars:
+    check_unlocked(out)
+    with progress_for(args) as bars:
         result = extract(data, lm, out, config, overwrite=args.overwrite, progress=bars)
     if result.chunks_computed == 0:
         logger.info("store %s was already complete; nothing to do", out)
@@ -108,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"redundancy {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an error instead of one line"
+    )
+    p.add_argument(
+        "--progress-interval",
+        type=interval_argument,
+        metavar="SECONDS",
+        help="when stderr is not a terminal, log progress every SECONDS instead of drawing bars "
+        "(default: $REDUNDANCY_PROGRESS_INTERVAL, else 30)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     e = sub.add_parser(
@@ -206,28 +225,64 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``redundancy`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    _setup_logging(-1 if args.quiet else args.verbose)
-    from ..data import DataFormatError, FetchError
+def _os_error(err: OSError) -> str:
+    """One line for a filesystem error, naming the path."""
+    what = {
+        NotADirectoryError: "a part of this path is a file, not a folder",
+        IsADirectoryError: "is a folder, not a file",
+        FileExistsError: "already exists",
+        PermissionError: "permission denied",
+        FileNotFoundError: "no such file or folder",
+    }
+    reason = next((w for cls, w in what.items() if isinstance(err, cls)), None)
+    reason = reason or (err.strerror or str(err)).lower()
+    if err.filename is None:
+        return str(err)
+    where = str(err.filename) + (f" -> {err.filename2}" if err.filename2 is not None else "")
+    return f"{where}: {reason}"
+
+
+# Errors that mean "this input cannot be used": one line, exit status 2. OSErrors about a path the
+# user named (a folder where a file was expected, a file in the way, no permission) count too.
+_PATH_ERRORS = (NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError, FileNotFoundError)
+
+
+def _describe(err: BaseException) -> tuple[int, str]:
+    """``(exit status, message)`` for an exception that ended a command."""
+    from ..data import FetchError
     from ..extract import ModelError
     from ..store import StoreError
 
+    if isinstance(err, _PATH_ERRORS) and getattr(err, "filename", None) is not None:
+        return 2, _os_error(err)  # type: ignore[arg-type]
+    if isinstance(err, (FetchError, ModelError, StoreError, FileNotFoundError, KeyError, ValueError)):
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        return 2, str(msg)
+    if isinstance(err, OSError) and err.filename is not None:
+        return 1, _os_error(err)
+    text = str(err).strip().splitlines()
+    return 1, f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``redundancy`` command; returns the exit status.
+
+    Exit status 2: a usage error (a bad option, config, input file, model folder or store), told in
+    one line naming the file (and line) or the option. Exit status 1: an unexpected error, also one
+    line, with a hint to rerun with ``--debug``, which shows the traceback instead.
+    """
+    args = build_parser().parse_args(argv)
+    _setup_logging(-1 if args.quiet else args.verbose)
     try:
         return int(args.func(args) or 0)
-    except (
-        DataFormatError,
-        FetchError,
-        ModelError,
-        StoreError,
-        FileNotFoundError,
-        KeyError,
-        ValueError,
-    ) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"redundancy: error: {msg}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("redundancy: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        code, msg = _describe(err)
+        print(f"redundancy: error: {msg}", file=sys.stderr)
+        if code == 1:
+            print("redundancy: rerun with --debug for the full traceback", file=sys.stderr)
+        return code

@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ._guard import guarded
 from ._probe import add_probe_flags, probe_template
 
 logger = logging.getLogger("redundancy.cli")
@@ -88,17 +89,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+@guarded
 def run(args: argparse.Namespace) -> int:
     """Handler of ``redundancy pipeline``."""
     from .._serial import write_json_atomic
     from .._torch import torch_threads
     from ..pipeline import run_pipeline
-    from ._progress import stage_bars
+    from ._progress import progress_for
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     given = {"grid": args.grid, "thresholds": args.thresholds}  # unset: the pipeline's defaults
-    with torch_threads(args.threads), stage_bars(not args.no_progress) as bars:
+    with torch_threads(args.threads), progress_for(args) as bars:
         result = run_pipeline(
             args.train,
             args.dev,

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from ._guard import guarded
+
 logger = logging.getLogger("redundancy.cli")
 
 DESCRIPTION = """\
@@ -105,17 +107,24 @@ def _write(lines: Iterator[str], out: str | None) -> None:
 # --------------------------------------------------------------------------- handler
 
 
+@guarded
 def run(args: argparse.Namespace) -> int:
     """Handler of ``redundancy predict``."""
     from ..compact import CompactModel, read_info
     from ..data import input_format, read_texts, read_words
-    from ._progress import stage_bars
+    from ..extract import check_device
+    from ._progress import progress_for
 
     path = Path(args.file)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; pass an input file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    check_device(args.device)
     fmt = input_format(path, args.input_format)
     out_fmt = args.format or ("jsonl" if fmt == "jsonl" else "conll")
     info = read_info(args.compact)  # cheap: read the input (and refuse it) before loading the model
@@ -125,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         texts, pairs = read_texts(path, fmt, pairs=info.level == "sentence_pair")
     model = CompactModel.load(args.compact, device=args.device, threads=args.threads)
     model.batch_size = args.batch_size
-    with stage_bars(not args.no_progress) as bars:
+    with progress_for(args) as bars:
         if info.level == "token":
             tags = model.predict_words(sentences, progress=bars)
         else:

@@ -11,7 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
-from ._progress import stage_bars
+from ._guard import guarded
+from ._progress import progress_for
 
 logger = logging.getLogger("redundancy.cli")
 
@@ -139,6 +140,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+@guarded
 def run(args: argparse.Namespace) -> int:
     """Handler of ``redundancy probe``."""
     from sklearn.base import clone
@@ -150,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     probe = probe_template(args)
-    with torch_threads(args.threads), stage_bars(not args.no_progress) as bars:
+    with torch_threads(args.threads), progress_for(args) as bars:
         result = run_task_redundancy(
             args.train,
             args.dev,

@@ -9,6 +9,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from ._guard import check_unlocked, guarded
+
 logger = logging.getLogger("redundancy.cli")
 
 DESCRIPTION = """\
@@ -34,12 +36,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+@guarded
 def run(args: argparse.Namespace) -> int:
     """Handler of ``redundancy report``: prints the paths written."""
     from ..report import collect, write_report
 
-    report = collect(args.run_dir, title=args.title)
     out = Path(args.out) if args.out else Path(args.run_dir) / "report"
+    check_unlocked(out)  # a running `redundancy run` writes its own report there
+    report = collect(args.run_dir, title=args.title)
     files = write_report(report, out)
     for path in (files.results, files.markdown, files.html):
         print(path)

@@ -6,7 +6,8 @@ import argparse
 import logging
 import sys
 
-from ._progress import stage_bars
+from ._guard import guarded
+from ._progress import progress_for
 
 logger = logging.getLogger("redundancy.cli")
 
@@ -41,22 +42,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+@guarded  # a busy run folder (RunBusyError, naming the holder's pid) or a full disk: one line, exit 2
 def run(args: argparse.Namespace) -> int:
     """Handler of ``redundancy run``: the config with the command line's overrides (checked like
     the file), the job drawn as one progress bar per piece of work."""
     from dataclasses import replace
 
-    from ..job import RunBusyError, load_config, run_job
+    from ..job import load_config, run_job
 
     config = load_config(args.config)
     overrides = {"data_dir": args.data_dir, "threads": args.threads}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    try:
-        with stage_bars(not args.no_progress) as bars:
-            result = run_job(config, out=args.out, force=tuple(args.force), progress=bars)
-    except RunBusyError as err:  # handled here, so that other commands need not import the job
-        print(f"redundancy: error: {err}", file=sys.stderr)
-        return 2
+    with progress_for(args) as bars:
+        result = run_job(config, out=args.out, force=tuple(args.force), progress=bars)
     ran = sum(s.status == "ran" for s in result.stages)
     cached = sum(s.status == "cached" for s in result.stages)
     sys.stdout.write(f"run folder {result.out}: {ran} stage(s) ran, {cached} cached, {result.seconds:.1f}s\n")

@@ -51,8 +51,9 @@ class CompactInfo:
         final norm that the full model applies only after its *last* layer, e.g. GPT-2's ``ln_f``).
     max_length, window_overlap : the extraction's input limit and window overlap, so long
         sentences are windowed as they were for the probe's training rows.
-    size_bytes : the whole compact folder; full_model_bytes : the original's weight files (None when
-        they were not in a local folder).
+    size_bytes : the compact folder's files but ``compact.json`` itself (the model, tokenizer and probe:
+        a number that does not change with the paths this record holds); full_model_bytes : the
+        original's weight files (None when they were not in a local folder).
     versions : package versions; created : ISO time (UTC).
     """
 
@@ -121,7 +122,7 @@ def read_info(path: str | os.PathLike) -> CompactInfo:
         raise ValueError(f"{file}: missing; {path} is not a compact model folder (see export_compact)")
     try:
         d = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{file}: unreadable ({err})") from err
     version = d.get("format_version") if isinstance(d, dict) else None
     if version != FORMAT_VERSION:
@@ -138,13 +139,13 @@ def folder_bytes(path: Path) -> int:
 
 
 def write_info(folder: Path, info: CompactInfo) -> CompactInfo:
-    """Write ``compact.json`` with ``size_bytes`` counting the whole folder, the file itself included
-    (rewritten until the count it holds is the size it has)."""
-    for _ in range(5):
-        # a plain write: the folder is still the export's temporary one, renamed into place whole
-        (folder / INFO_FILE).write_text(json.dumps(info.to_dict(), indent=1) + "\n")
-        size = folder_bytes(folder)
-        if size == info.size_bytes:
-            return info
-        info = replace(info, size_bytes=size)
-    raise AssertionError("internal: the folder size did not settle")  # pragma: no cover
+    """Write ``compact.json`` with ``size_bytes`` counting every other file of the folder."""
+    info = replace(info, size_bytes=folder_bytes(folder) - _info_bytes(folder))
+    # a plain write: the folder is still the export's temporary one, renamed into place whole
+    (folder / INFO_FILE).write_text(json.dumps(info.to_dict(), indent=1) + "\n")
+    return info
+
+
+def _info_bytes(folder: Path) -> int:
+    f = folder / INFO_FILE
+    return f.stat().st_size if f.is_file() else 0

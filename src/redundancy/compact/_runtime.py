@@ -22,11 +22,27 @@ from ..extract import LoadedModel, batches, forward, load_model, plan_segments, 
 from ._record import INFO_FILE, MODEL_DIR, PROBE_FILE, CompactInfo, read_info
 
 
-def _set_identity(model, names: Sequence[str]) -> None:
+def _set_identity(model, names: Sequence[str], record: Path | str = INFO_FILE) -> None:
+    """Replace the model's top-level modules ``names`` by the identity; a name that is not one of
+    them (a record asking to overwrite anything else) is refused with a ``ValueError`` naming ``record``."""
     import torch
 
+    children = dict(model.named_children())
     for name in names:
+        if not isinstance(name, str) or name not in children:
+            raise ValueError(
+                f"{record}: identity_modules names {name!r}, which is not a top-level module of the model "
+                f"({sorted(children)})"
+            )
         setattr(model, name, torch.nn.Identity())
+
+
+def _inside(path: Path, folder: Path, record: Path) -> Path:
+    """``path``, after checking that it resolves (symbolic links followed) inside ``folder``."""
+    real, root = path.resolve(), folder.resolve()
+    if real != root and root not in real.parents:
+        raise ValueError(f"{record}: {path} leads outside the compact folder (to {real}); not loading it")
+    return path
 
 
 @dataclass(eq=False)
@@ -96,7 +112,10 @@ class CompactModel:
 
         path = Path(path)
         info = read_info(path)
-        model_dir = path / MODEL_DIR
+        record = path / INFO_FILE
+        model_dir = _inside(path / MODEL_DIR, path, record)
+        for file in model_dir.rglob("*"):  # no link inside model/ may lead elsewhere either
+            _inside(file, path, record)
         if not (model_dir / "config.json").is_file():
             raise ValueError(f"{model_dir / 'config.json'}: missing; the compact folder is incomplete")
         got = weights_hash(model_dir)
@@ -105,7 +124,7 @@ class CompactModel:
                 f"{model_dir}: weights hash {got[:12]}... differs from {info.compact_weights_sha256[:12]}... "
                 f"recorded in {path / INFO_FILE}; the model files were changed or damaged"
             )
-        probe_file = path / PROBE_FILE
+        probe_file = _inside(path / PROBE_FILE, path, record)
         try:
             t = load_file(str(probe_file))
         except (OSError, SafetensorError) as err:
@@ -116,7 +135,7 @@ class CompactModel:
         if tuple(int(i) for i in t["neurons"]) != info.neurons:
             raise ValueError(f"{probe_file}: its neurons differ from those of {path / INFO_FILE}")
         lm = load_model(str(model_dir), device=device, max_length=info.max_length)
-        _set_identity(lm.model, info.identity_modules)
+        _set_identity(lm.model, info.identity_modules, record)
         try:
             return cls(
                 lm=lm, info=info, coef=t["coef"], intercept=t["intercept"], device=device, threads=threads

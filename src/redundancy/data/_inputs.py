@@ -17,9 +17,18 @@ _GUESS = {".conll": "conll", ".conllu": "conll", ".txt": "text", ".tsv": "text",
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(1-based line number, line without its newline)`` for each line of ``path`` (a BOM is dropped)."""
-    with path.open(encoding="utf-8-sig") as fh:
-        for number, line in enumerate(fh, 1):
+    """``(1-based line number, line without its newline)`` for each line of ``path`` (a BOM is dropped);
+    a line that is not UTF-8 is a :class:`DataFormatError` naming it."""
+    if path.is_dir():
+        raise DataFormatError(path, None, "is a folder; pass an input file")
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataFormatError(path, number, f"not valid UTF-8 ({err.reason})") from None
+            if number == 1:
+                line = line.removeprefix("\ufeff")
             yield number, line.rstrip("\r\n")
 
 

@@ -34,6 +34,8 @@ def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
 
 def _iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
     """Yield ``(line number, text without line ending)``; decoding line by line so errors get exact lines."""
+    if Path(path).is_dir():
+        raise DataFormatError(path, None, "is a folder; pass a file")
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             try:

@@ -23,8 +23,8 @@ from .._torch import torch_threads
 from ..data import TaskData
 from ..store import StoreManifest, StoreWriter, package_versions, plan_hash
 from ._forward import batches, forward, plan_segments, pool
-from ._models import LoadedModel, load_model
-from ._plan import PlanStats, Segment
+from ._models import LoadedModel, check_device, load_model
+from ._plan import SENTENCE_AGGREGATIONS, TOKEN_AGGREGATIONS, PlanStats, Segment
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,38 @@ class ExtractConfig:
     max_batch_tokens: int | None = 2048
     device: str = "cpu"
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot work, naming the field (``batch_size: must be >= 1, got 0``);
+        the job's ``[extract]`` table and the CLI's flags come through here too."""
+
+        def require(ok: bool, name: str, rule: str) -> None:
+            if not ok:
+                raise ValueError(f"{name}: {rule}, got {getattr(self, name)!r}")
+
+        def count(name: str, optional: bool) -> None:
+            value = getattr(self, name)
+            if value is None and optional:
+                return
+            require(isinstance(value, int) and not isinstance(value, bool), name, "must be an integer")
+            require(value >= 1, name, "must be >= 1")
+
+        names = tuple(dict.fromkeys(TOKEN_AGGREGATIONS + SENTENCE_AGGREGATIONS))
+        require(self.aggregation in (None, *names), "aggregation", "must be one of " + ", ".join(names))
+        count("batch_size", optional=False)
+        count("max_length", optional=True)
+        count("chunk_items", optional=False)
+        count("max_batch_tokens", optional=True)
+        count("threads", optional=True)
+        overlap = self.window_overlap
+        require(
+            isinstance(overlap, int | float) and not isinstance(overlap, bool) and 0 <= overlap < 1,
+            "window_overlap",
+            "must lie in [0, 1)",
+        )
+        require(self.dtype in ("float32", "float16"), "dtype", "must be float32 or float16")
+        require(isinstance(self.device, str) and bool(self.device), "device", "must be a torch device name")
+        check_device(self.device, available=False)
 
     def resolved_aggregation(self, level: str, tokenizer=None) -> str:
         if self.aggregation is not None:
@@ -168,8 +200,7 @@ def extract(
     thread count is restored afterwards.
     """
     config = config or ExtractConfig()
-    if config.dtype not in ("float32", "float16"):
-        raise ValueError(f"dtype must be float32 or float16, got {config.dtype!r}")
+    check_device(config.device)
     with torch_threads(config.threads):
         return _extract(data, model, Path(out), config, overwrite=overwrite, progress=progress)
 

@@ -30,6 +30,7 @@ __all__ = [
     "resolve_model",
     "load_model",
     "cache_dir",
+    "check_device",
 ]
 
 
@@ -239,6 +240,32 @@ def model_max_length(model, tokenizer) -> int:
     return min(limits) if limits else _DEFAULT_MAX_LENGTH
 
 
+def check_device(device: str, *, available: bool = True) -> str:
+    """``device`` if it names a torch device (and, with ``available``, one this machine can use).
+
+    Raises ``ValueError`` naming the device: a misspelt name (``cdua``), or ``cuda`` where torch
+    has no CUDA or sees no such GPU. ``cpu`` is always fine and needs no torch import.
+
+    >>> check_device("cpu")
+    'cpu'
+    """
+    if device == "cpu":
+        return device
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {device!r}: not a torch device; use cpu, cuda, cuda:1, mps, ...") from None
+    if available:
+        try:
+            torch.empty(0, device=dev)
+        except Exception as err:  # torch says AssertionError, RuntimeError, ... depending on the build
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"device {device!r} is not available here ({reason}); use cpu") from None
+    return device
+
+
 def _state_hash(model) -> str:
     """SHA-256 over a model's parameters and buffers (names and bytes, in state-dict order)."""
     h = hashlib.sha256()
@@ -246,6 +273,53 @@ def _state_hash(model) -> str:
         h.update(name.encode())
         h.update(t.detach().contiguous().cpu().numpy().tobytes())
     return h.hexdigest()
+
+
+# Files a tokenizer is saved as (``save_pretrained`` always writes tokenizer_config.json too): one of
+# them must sit beside a local model.
+TOKENIZER_FILES = (
+    "tokenizer_config.json",
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+
+
+def _first_line(err: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (whitespace collapsed), at most ``limit`` characters."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _weight_files(path: Path) -> str:
+    """The weight files of a local folder, for messages (the folder itself when there are none)."""
+    files = sorted(f.name for f in path.iterdir() if f.suffix in (".safetensors", ".bin", ".pt"))
+    return ", ".join(str(path / f) for f in files) if files else str(path)
+
+
+def _require_tokenizer_files(path: Path) -> None:
+    """Refuse a local model folder without a tokenizer: transformers would otherwise build an empty
+    one from ``config.json`` alone and map every word to the unknown token, without a word said."""
+    if not any((path / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelError(
+            f"model folder {path} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save it "
+            "beside the model with tokenizer.save_pretrained(folder)"
+        )
+
+
+def _check_tokenizer_source(tokenizer, path: Path) -> None:
+    """Refuse a tokenizer that was not read from the folder's own files (see above): neither the
+    fast tokenizer's ``tokenizer.json`` nor any vocabulary file its class reads is there."""
+    names = set((getattr(type(tokenizer), "vocab_files_names", None) or {}).values())
+    if names and not any((path / f).is_file() for f in names | {"tokenizer.json"}):
+        raise ModelError(
+            f"model folder {path}: its {type(tokenizer).__name__} needs one of "
+            f"{', '.join(sorted(names | {'tokenizer.json'}))}, and the folder has none; save the "
+            "model's tokenizer beside it with tokenizer.save_pretrained(folder)"
+        )
 
 
 def load_model(
@@ -270,14 +344,19 @@ def load_model(
     import torch  # noqa: F401  (imported lazily: the data stage must not need torch)
     from transformers import AutoModel, AutoTokenizer
 
+    check_device(device)
     resolved = resolve_model(ref, cache)
     source = resolved.source
+    if resolved.path is not None:
+        _require_tokenizer_files(resolved.path)
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     kwargs = {"local_files_only": True} if offline and resolved.path is None else {}
+    part = "tokenizer"
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         if is_byte_level(tokenizer) and not getattr(tokenizer, "add_prefix_space", False):
             tokenizer = AutoTokenizer.from_pretrained(source, add_prefix_space=True, **kwargs)
+        part = "model"
         if random_init is None:
             model = AutoModel.from_pretrained(source, **kwargs)
         else:
@@ -299,7 +378,14 @@ def load_model(
                 f"cannot load {ref!r} from the Hugging Face hub: {hint}. Pass a local folder saved with "
                 f"save_pretrained, or one of the shipped checkpoints: {', '.join(SHIPPED)}"
             ) from err
-        raise ModelError(f"cannot load the model in {source}: {err}") from err
+        raise ModelError(f"cannot load the {part} in {source}: {_first_line(err)}") from err
+    except Exception as err:  # a damaged file: transformers, safetensors and torch each raise their own
+        where = _weight_files(resolved.path) if part == "model" and resolved.path is not None else source
+        raise ModelError(
+            f"cannot load the {part} in {where} (damaged or incomplete?): {_first_line(err)}"
+        ) from err
+    if resolved.path is not None:
+        _check_tokenizer_source(tokenizer, resolved.path)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError(
             f"the tokenizer of {ref!r} is a slow (Python) tokenizer; word alignment needs a fast tokenizer "

@@ -250,10 +250,13 @@ def plan_sentence_segments(
             "models such as GPT-2) or 'mean'"
         )
     segments = []
+    first_cut = None
     for i, ex in enumerate(examples):
         ids = encs["input_ids"][i]
         if len(full["input_ids"][i]) > len(ids):
             stats.n_truncated += 1
+            where = f"{ex.source}:{ex.line}" if ex.source else f"item {ex.index}"
+            first_cut = first_cut or f"{where}, {len(full['input_ids'][i])} tokens"
         if aggregation == "cls":
             where = [t for t, tok in enumerate(ids) if tok == cls_id]
             if not where:
@@ -269,9 +272,11 @@ def plan_sentence_segments(
         segments.append(Segment(i, {k: encs[k][i] for k in _KEYS if k in encs}, [(i, positions)]))
     if stats.n_truncated:
         logger.warning(
-            "%d of %d example(s) are longer than %d tokens and were truncated",
+            "%d of %d example(s) are longer than %d tokens and were truncated to that length "
+            "(longest_first: a pair's longer text is cut first; the first such example: %s)",
             stats.n_truncated,
             len(examples),
             max_length,
+            first_cut,
         )
     return segments, stats

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ def save_checkpoint(out: Path, model, optimizer, scheduler, state: dict[str, Any
         full = dict(state)
         full["optimizer"] = {"param_groups": opt["param_groups"], "scalars": scalars}
         full["scheduler"] = scheduler.state_dict()
+        full["sha256"] = {f.name: _sha256(f) for f in sorted(tmp.iterdir()) if f.is_file()}
         (tmp / _STATE).write_text(json.dumps(full, indent=1) + "\n")
         replace_dir(tmp, out / CHECKPOINT)
     finally:
@@ -73,9 +75,45 @@ def find_checkpoint(out: Path) -> Checkpoint | None:
     """The checkpoint in ``out`` (recovering one left aside by an interrupted commit), else None."""
     target = out / CHECKPOINT
     recover_dir(target)
-    if not (target / _STATE).is_file() or not (target / _TENSORS).is_file():
+    if not target.is_dir():
+        return None
+    damage = _damage(target)
+    if damage is not None:
+        logger.warning("%s; the checkpoint is removed and training starts from step 0", damage)
+        shutil.rmtree(target)
         return None
     return Checkpoint(target, json.loads((target / _STATE).read_text()))
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _damage(folder: Path) -> str | None:
+    """What is wrong with a checkpoint folder (unreadable state, a file missing or not the one
+    written: the SHA-256 in its state), else None. A checkpoint from before the hashes were kept
+    is checked for a readable state only."""
+    try:
+        state = json.loads((folder / _STATE).read_text())
+        sums = state.get("sha256", {})
+        state["step"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        return f"{folder / _STATE}: not a readable checkpoint state ({err})"
+    if not (folder / _TENSORS).is_file():
+        return f"{folder / _TENSORS}: missing from the checkpoint"
+    for name, want in sums.items():
+        f = folder / name
+        if not f.is_file():
+            return f"{f}: missing from the checkpoint"
+        if _sha256(f) != want:
+            return f"{f}: not the file the checkpoint wrote (its SHA-256 differs)"
+    return None
 
 
 def restore_training_state(ckpt: Checkpoint, optimizer, scheduler, device) -> None:
@@ -101,6 +139,22 @@ def restore_training_state(ckpt: Checkpoint, optimizer, scheduler, device) -> No
     torch.set_rng_state(tensors["rng.cpu"])
     if device.type == "cuda" and "rng.cuda" in tensors:
         torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+
+
+def remove_leftovers(out: Path) -> None:
+    """Remove what a killed call left half-written in ``out``: an unfinished checkpoint folder
+    (``save_checkpoint``'s ``.checkpoint-XXXXXXXX``) and the atomic writer's temporary files
+    (``.NAME.XXXXXXXX.tmp``). One call writes a folder at a time, so none is still being written."""
+    if not out.is_dir():
+        return
+    for entry in out.iterdir():
+        if entry.name.startswith(".checkpoint-") and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif re.fullmatch(r"\..+\.[a-z0-9_]{8}\.tmp", entry.name) and not entry.is_dir():
+            entry.unlink(missing_ok=True)
+        else:
+            continue
+        logger.info("%s: removed %s, left by an interrupted run", out, entry.name)
 
 
 def remove_checkpoint(out: Path) -> None:

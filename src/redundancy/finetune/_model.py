@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._torch import torch_threads
-from ..extract import SHIPPED, ModelError, ResolvedModel, is_byte_level
+from ..extract import SHIPPED, ModelError, ResolvedModel, check_device, is_byte_level
 from ..probe import score_all
 from ._config import FinetuneConfig
 from ._data import Labels, make_batch
@@ -107,9 +107,7 @@ def torch_session(config: FinetuneConfig):
     """Threads and RNG for the run only: the caller's thread count and RNG states are restored afterwards."""
     import torch
 
-    device = torch.device(config.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {config.device!r} asked for, but CUDA is not available")
+    device = torch.device(check_device(config.device))  # a misspelt or absent device: a ValueError naming it
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch_threads(config.threads), torch.random.fork_rng(devices=devices):
         yield device

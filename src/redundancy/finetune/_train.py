@@ -32,7 +32,13 @@ from ..extract import (
 )
 from ..probe import default_metric
 from ..store import package_versions
-from ._checkpoint import Checkpoint, remove_checkpoint, restore_training_state, save_checkpoint
+from ._checkpoint import (
+    Checkpoint,
+    remove_checkpoint,
+    remove_leftovers,
+    restore_training_state,
+    save_checkpoint,
+)
 from ._config import FinetuneConfig
 from ._data import Labels, encode, epoch_order, load_splits, make_batch, split_summary, task_labels
 from ._model import evaluate, load_classifier, load_tokenizer, make_optimizer, torch_session
@@ -359,6 +365,7 @@ def finetune(
     occur in train raise ``ValueError``. Returns the :class:`FinetuneResult`, also saved as ``finetune.json``.
     """
     plan = _plan(task, model, out_dir, config or FinetuneConfig(), dev, data_dir)
+    remove_leftovers(plan.out)
     done = finished_result(plan.out, plan.fingerprint)
     if done is not None:
         logger.info(

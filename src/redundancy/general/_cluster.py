@@ -41,8 +41,8 @@ def _check_thresholds(thresholds: Iterable[float]) -> tuple[float, ...]:
     ts = tuple(float(t) for t in thresholds)
     if not ts:
         raise ValueError("thresholds must not be empty")
-    if any(not np.isfinite(t) or t < 0 for t in ts):
-        raise ValueError(f"thresholds must be finite and >= 0, got {list(ts)}")
+    if any(not 0 <= t <= 1 for t in ts):  # NaN fails too
+        raise ValueError(f"thresholds must be distances 1 - |r| in [0, 1], got {list(ts)}")
     return tuple(sorted(set(ts)))
 
 
@@ -255,7 +255,7 @@ class CorrelationClusterer(BaseEstimator):
     Parameters
     ----------
     threshold : float
-        Cut distance (the paper's 0.3: neurons correlated above about 0.7 end together).
+        Cut distance in ``[0, 1]`` (the paper's 0.3: neurons correlated above about 0.7 end together).
     representative : {"random", "central"}
         ``"random"``: a uniformly random member (the paper's choice); ``"central"``: the member with the
         largest mean ``|r|`` to its cluster.
@@ -289,7 +289,7 @@ class CorrelationClusterer(BaseEstimator):
     # what each parameter must be, in words (checked by ``fit``; ``__init__`` only stores, as
     # scikit-learn asks; ``get_params`` / ``set_params`` / ``clone`` come from ``BaseEstimator``)
     _PARAMETER_RULES: dict[str, Any] = {
-        "threshold": "a real number >= 0",
+        "threshold": "a distance 1 - |r| in [0, 1]",
         "representative": REPRESENTATIVES,
         "random_state": "an int, a numpy Generator or None",
     }
@@ -301,7 +301,7 @@ class CorrelationClusterer(BaseEstimator):
 
     def _validate_params(self) -> None:
         t = self.threshold
-        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not np.isfinite(t) or t < 0:
+        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0 <= t <= 1:
             raise ValueError(f"threshold must be {self._PARAMETER_RULES['threshold']}, got {t!r}")
         if self.representative not in REPRESENTATIVES:
             raise ValueError(f"representative must be one of {REPRESENTATIVES}, got {self.representative!r}")

@@ -375,12 +375,12 @@ def run_general(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     ts = default_thresholds(step) if thresholds is None else tuple(float(t) for t in thresholds)
-    if not (math.isfinite(report_threshold) and report_threshold >= 0):
-        raise ValueError(f"report_threshold must be finite and >= 0, got {report_threshold!r}")
+    if not 0 <= report_threshold <= 1:  # NaN fails too
+        raise ValueError(f"report_threshold must be a distance 1 - |r| in [0, 1], got {report_threshold!r}")
     if not any(math.isclose(t, report_threshold, abs_tol=1e-9) for t in ts):
         ts = (*ts, float(report_threshold))
-    if any(not math.isfinite(t) or t < 0 for t in ts):
-        raise ValueError(f"thresholds must be finite and >= 0, got {list(ts)}")
+    if any(not 0 <= t <= 1 for t in ts):  # NaN fails too
+        raise ValueError(f"thresholds must be distances 1 - |r| in [0, 1], got {list(ts)}")
     ts = tuple(sorted(set(ts)))
     unknown = [k for k in nulls if k not in NULLS]
     if unknown:

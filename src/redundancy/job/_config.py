@@ -13,6 +13,7 @@ Compute settings (``threads``, ``[probe] threads``) say how fast, not what: they
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import logging
 import math
@@ -74,7 +75,9 @@ class ExtractSettings(_Section):
     """``[extract]``: how activations are stored (-> :class:`redundancy.extract.ExtractConfig`).
 
     ``max_train_tokens`` caps train splits of token tasks at whole sentences (the paper: 150,000
-    words); ``max_items`` caps every split (for quick trials).
+    words); ``max_items`` caps every split (for quick trials). ``chunk_items`` is the rows per
+    committed chunk of a store, the unit an interrupted extraction resumes from: it changes neither
+    the stored activations nor any cache key (see ``_keys.extract_inputs``).
     """
 
     TABLE = "extract"
@@ -85,13 +88,18 @@ class ExtractSettings(_Section):
     dtype: str = ExtractConfig.dtype
     max_train_tokens: int | None = 150_000
     max_items: int | None = None
+    chunk_items: int = ExtractConfig.chunk_items
 
     def __post_init__(self) -> None:
         self._require(self.aggregation in (None, *AGGREGATIONS), "aggregation", _one_of(AGGREGATIONS))
         self._require(self.dtype in DTYPES, "dtype", _one_of(DTYPES))
-        for name in ("batch_size", "max_length", "max_train_tokens", "max_items"):
+        for name in ("max_train_tokens", "max_items"):
             value = getattr(self, name)
-            self._require(value is None or value >= 1, name, "must be >= 1")
+            self._require(value is None or value >= 1, name, f"must be >= 1, got {value}")
+        try:  # the rest are ExtractConfig's, refused there in the same words as in Python and the CLI
+            self.extract_config(None, "cpu")
+        except ValueError as err:
+            raise ConfigError(f"{self.TABLE}.{err}") from None
 
     def extract_config(self, threads: int | None, device: str) -> ExtractConfig:
         return ExtractConfig(
@@ -99,6 +107,7 @@ class ExtractSettings(_Section):
             batch_size=self.batch_size,
             max_length=self.max_length,
             dtype=self.dtype,
+            chunk_items=self.chunk_items,
             device=device,
             threads=threads,
         )
@@ -528,15 +537,33 @@ def _renamed(cls: type, d: dict[str, Any], source: str, prefix: str) -> dict[str
     return d
 
 
+def _suggest(name: str, fields: Any, cls: type) -> str | None:
+    """What a misspelt key probably meant: the closest key of the same table, or the table a
+    top-level key belongs in (``batch_size`` -> ``'batch_size' under [extract]``); None when none is close."""
+    close = difflib.get_close_matches(name, list(fields), n=1, cutoff=0.75)
+    if close:
+        return repr(close[0])
+    if cls is JobConfig:
+        homes = [t for t, sec in _SECTIONS.items() if name in {f.name for f in dataclasses.fields(sec)}]
+        if homes:
+            return f"{name!r} under [{homes[0]}]"
+    return None
+
+
 def _build(cls: type, d: Any, source: str, prefix: str) -> Any:
     if not isinstance(d, dict):
-        raise _fail(source, prefix or "(top level)", "expected a table")
+        raise _fail(source, prefix[:-1] or "(top level)", f"expected a table, got {d!r}")
     d = _renamed(cls, d, source, prefix)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
     unknown = sorted(set(d) - set(fields))
     if unknown:
-        where = prefix or "(top level)"
-        raise _fail(source, where, f"unknown key(s) {unknown}; known: {sorted(fields)}")
+        guesses = {k: g for k in unknown if (g := _suggest(k, fields, cls)) is not None}
+        if len(unknown) == 1 and guesses:
+            hint = f" (did you mean {guesses[unknown[0]]}?)"
+        else:
+            hint = "".join(f"; for {k!r} did you mean {g}?" for k, g in guesses.items())
+        where = f"[{prefix[:-1]}]" if prefix else "(top level)"
+        raise _fail(source, where, f"unknown key(s) {unknown}{hint}; known: {sorted(fields)}")
     kw: dict[str, Any] = {}
     for name, value in d.items():
         key = f"{prefix}{name}"
@@ -556,10 +583,22 @@ def load_config(path: str | Path) -> JobConfig:
     """Read and check a TOML experiment config."""
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            raw = tomllib.load(f)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"{path}: is a folder; pass the TOML config file (e.g. examples/default.toml)"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err.strerror or err})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not valid UTF-8 ({err.reason})") from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     return _build(JobConfig, raw, str(path), "")

@@ -25,6 +25,12 @@ def max_tokens(config: JobConfig, task: str, split: str) -> int | None:
     return config.extract.max_train_tokens if split == "train" and TASKS[task].level == "token" else None
 
 
+def _extract_settings(config: JobConfig) -> dict[str, Any]:
+    """``[extract]`` as the keys read it: without ``chunk_items``, which only sets how often an
+    extraction commits (the unit it resumes from), not a byte of the stored activations."""
+    return {k: v for k, v in config.extract.to_dict().items() if k != "chunk_items"}
+
+
 def extract_inputs(
     config: JobConfig,
     *,
@@ -37,7 +43,7 @@ def extract_inputs(
 ) -> dict[str, Any]:
     """Extraction of one split: the model, the data (``items``: its SHA-256, ``files``: the files'
     hashes) and the ``[extract]`` settings (with the split's resolved word cap)."""
-    settings = {k: v for k, v in config.extract.to_dict().items() if k != "max_train_tokens"}
+    settings = {k: v for k, v in _extract_settings(config).items() if k != "max_train_tokens"}
     settings["max_tokens"] = max_tokens(config, task, split)
     return {
         "model": model,
@@ -99,7 +105,7 @@ def ablate_inputs(
         "probe": probe,
         "stores": dict(stores),
         "ablate": config.ablate.to_dict(),
-        "extract": config.extract.to_dict(),
+        "extract": _extract_settings(config),
         "weights": weights,
         "seed": config.seed,
     }

@@ -23,6 +23,8 @@ import contextlib
 import gc
 import json
 import logging
+import re
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -31,6 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from .._lock import FolderBusyError, hold_lock
 from .._progress import Progress, no_progress
 from .._serial import write_json_atomic
 from .._torch import torch_threads
@@ -54,8 +57,8 @@ logger = logging.getLogger(__name__)
 _VERSIONED = ("numpy", "torch", "transformers", "tokenizers", "scikit-learn", "scipy", "fastcluster")
 
 
-class RunBusyError(RuntimeError):
-    """Another ``redundancy run`` holds the run folder's lock."""
+class RunBusyError(FolderBusyError):
+    """Another ``redundancy run`` holds the run folder's lock (its pid is ``pid``)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,17 @@ class _Job:
         """Run ``run`` unless a record with the same key exists; return the key."""
         key = stage_key(stage, inputs, self.versions)
         hit = None if stage in self.force else self.cache.lookup(stage, task, key)
+        damage = None if hit is None else self.cache.check(hit)
+        if damage is not None:
+            logger.warning(
+                "%s/%s: %s is not what the stage wrote (%s): removing the stage's outputs and recomputing",
+                task,
+                stage,
+                self.out / damage.file,
+                damage.reason,
+            )
+            self.cache.remove_outputs(hit)
+            hit = None
         if hit is not None:
             logger.info("%s/%s: cached (%s), skipped", task, stage, hit.finished)
             self.runs.append(StageRun(stage, task, "cached", hit.seconds, key))
@@ -238,18 +252,53 @@ def _extract(job: _Job, target: _Target, split: str) -> str:
         items=items_sha256(data),
         files=data.files,
     )
-    job.cached(
-        "extract", f"{target.label}-{split}", inputs, partial(_extract_store, job, target, data, store)
-    )
-    return _plan_hash(store)
+    run = partial(_extract_store, job, target, data, store)
+    return _cached_store(job, f"{target.label}-{split}", inputs, run, store)
+
+
+def _cached_store(
+    job: _Job, task: str, inputs: dict[str, Any], run: Callable[[], list[Path]], store: Path
+) -> str:
+    """The extract stage of one store (cached); a cached store that fails its quick check (a
+    record left before the cache kept its files' hashes) is removed and extracted again."""
+    from ..store import StoreError
+
+    job.cached("extract", task, inputs, run)
+    try:
+        return _plan_hash(store)
+    except StoreError as err:
+        logger.warning("%s/extract: %s; removing the store and extracting it again", task, err)
+        shutil.rmtree(store, ignore_errors=True)
+        job.cache.forget("extract", task)
+        job.runs[:] = [r for r in job.runs if (r.stage, r.task) != ("extract", task)]  # not "cached"
+        job.cached("extract", task, inputs, run)
+        return _plan_hash(store)
 
 
 def _extract_store(job: _Job, target: _Target, data, store: Path) -> list[Path]:
     from ..extract import extract
 
     config = job.config.extract.extract_config(job.compute.threads, job.compute.device)
-    extract(data, job.model(target.model), store, config, overwrite=True, progress=job.progress)
-    _plan_hash(store)  # verify before recording
+    return _extract_verified(
+        store,
+        lambda: extract(data, job.model(target.model), store, config, overwrite=True, progress=job.progress),
+    )
+
+
+def _extract_verified(store: Path, extract_into: Callable[[], object]) -> list[Path]:
+    """Extract (or resume) ``store``, then hash it against its manifest before the stage is recorded
+    (the record keeps the manifest's hashes). A store that was complete but damaged before this
+    extraction, which then found nothing to do, fails here and is extracted again from nothing."""
+    from ..store import ActivationStore, StoreError
+
+    extract_into()
+    try:
+        ActivationStore.open(store, verify="full")
+    except StoreError as err:
+        logger.warning("%s; removing the store and extracting it again from nothing", err)
+        shutil.rmtree(store)
+        extract_into()
+        ActivationStore.open(store, verify="full")
     return [store]
 
 
@@ -346,12 +395,11 @@ def _extract_random_init(job: _Job, target: _Target, split: str) -> str:
             target.model, device=job.compute.device, max_length=c.extract.max_length, random_init=c.seed
         )
         config = c.extract.extract_config(job.compute.threads, job.compute.device)
-        extract(data, lm, store, config, overwrite=True, progress=job.progress)
-        _plan_hash(store)
-        return [store]
+        return _extract_verified(
+            store, lambda: extract(data, lm, store, config, overwrite=True, progress=job.progress)
+        )
 
-    job.cached("extract", f"{target.label}-{split}.random-init", inputs, run)
-    return _plan_hash(store)
+    return _cached_store(job, f"{target.label}-{split}.random-init", inputs, run, store)
 
 
 def _general(job: _Job, a: _Analysis) -> list[Path]:
@@ -375,7 +423,7 @@ def _general(job: _Job, a: _Analysis) -> list[Path]:
         level=job.config.rigour.level,
         progress=job.progress,
     )
-    return [out / "general.json"]
+    return [out]  # general.json, linkage.npy and the figures
 
 
 def _general_json(job: _Job, a: _Analysis) -> Path:
@@ -393,6 +441,7 @@ def _probe(job: _Job, a: _Analysis) -> list[Path]:
     from sklearn.base import clone
 
     from ..probe import (
+        FamilyCheckpoint,
         incremental_file,
         plot_layers,
         plot_rankings,
@@ -403,8 +452,11 @@ def _probe(job: _Job, a: _Analysis) -> list[Path]:
 
     p, out = job.config.probe, job.out / "probe" / a.label
     probe = p.template(job.config.seed)
+    # finished probe families survive a kill inside the stage; removed once probe.json is written
+    checkpoint = FamilyCheckpoint(out / ".checkpoint", scope=json.dumps(a.stores, sort_keys=True))
+    task = replace(a.data.get(), checkpoint=checkpoint)
     result = run_task_redundancy(
-        a.data.get(),
+        task,
         probe=probe,
         delta=p.delta,
         ranking=p.ranking,
@@ -422,7 +474,7 @@ def _probe(job: _Job, a: _Analysis) -> list[Path]:
         progress=job.progress,
     )
     if p.sweep_thresholds:
-        result = replace(result, sweep=_sweep(job, a, probe, result))
+        result = replace(result, sweep=_sweep(job, a, task, probe, result))
     out.mkdir(parents=True, exist_ok=True)
     plot_layers(result, out / "layers.png")
     plot_sizes(result, out / "sizes.png")
@@ -430,11 +482,14 @@ def _probe(job: _Job, a: _Analysis) -> list[Path]:
     if result.sweep is not None:
         plot_sweep(result, out / "sweep.png")
     write_json_atomic(out / "probe.json", result.to_dict())
+    if checkpoint.hits:
+        logger.info("%s/probe: %d probe families read from the checkpoint", a.label, checkpoint.hits)
+    checkpoint.clear()
     layers = [out / "incremental" / incremental_file(i) for i in range(result.n_layers)]
     return [out / "probe.json", out / "oracle.safetensors", *layers]
 
 
-def _sweep(job: _Job, a: _Analysis, probe: Any, result: Any) -> Any:
+def _sweep(job: _Job, a: _Analysis, task: Any, probe: Any, result: Any) -> Any:
     """The general sweep with task accuracy: the probe stage's oracle against probes on the general
     stage's representatives at each of ``[probe] sweep_thresholds`` (those of its sweep)."""
     from ..general import load_result
@@ -456,7 +511,7 @@ def _sweep(job: _Job, a: _Analysis, probe: Any, result: Any) -> Any:
                 "%s: threshold %g is not in the general sweep %s; skipped", a.label, t, g.thresholds
             )
     return sweep_accuracy(
-        a.data.get(),
+        task,
         probe,
         points,
         result.oracle,
@@ -614,7 +669,7 @@ def _compact(job: _Job, a: _Analysis) -> list[Path]:
     row = choose_row(load_result(source), min_share=c.compact.min_share)
     model = job.model(a.target.model)
     export_compact(a.data.get(), row, model, out, probe=c.probe.template(c.seed), overwrite=True)
-    return [out / "compact.json"]
+    return [out]  # compact.json, the model and the probe: every file of it is checked on reuse
 
 
 @dataclass(frozen=True)
@@ -663,21 +718,38 @@ def _report(job: _Job) -> None:
 
 @contextlib.contextmanager
 def _run_lock(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``RUN/.lock`` for the whole run: two runs on one folder would
-    redo the same stages and overwrite each other's files."""
-    import fcntl
+    """Hold an exclusive lock on ``RUN/.lock`` for the whole run, with this process's pid in it:
+    two runs on one folder would redo the same stages and overwrite each other's files, and the
+    other commands refuse to write under a locked run folder (``redundancy._lock``)."""
+    with hold_lock(out, busy=RunBusyError):
+        yield
 
-    with (out / ".lock").open("a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunBusyError(
-                f"{out}: another `redundancy run` is using this run folder; wait for it or use --out"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+
+# What a writer killed mid-way leaves, by the names the package gives it: the atomic writer's
+# temporary file (``_serial.atomic_file``: ``.NAME.XXXXXXXX.tmp``), a compact model's unfinished
+# folder (``.NAME.partial-XXXXXXXX``) and a fine-tuning checkpoint's (``.checkpoint-XXXXXXXX``).
+_LEFTOVER = re.compile(r"\.(?:.+\.[a-z0-9_]{8}\.tmp|.+\.partial-[a-z0-9_]{8}|checkpoint-[a-z0-9_]{8})")
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Remove what a killed run left half-written in its folder: the temporary files and folders of
+    ``_LEFTOVER``, and the old folder of a replacement (``_serial.replace_dir``) cut off after its
+    new folder was in place (``NAME.old`` beside ``NAME``). Called while this run holds the
+    folder's lock: no other process writes there, so none of them is still being written."""
+    stale = [
+        p
+        for p in out.rglob("*")
+        if _LEFTOVER.fullmatch(p.name)
+        or (p.name.endswith(".old") and p.is_dir() and p.with_name(p.name[: -len(".old")]).exists())
+    ]
+    for p in stale:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists() or p.is_symlink():
+            p.unlink(missing_ok=True)
+    if stale:
+        names = ", ".join(str(p.relative_to(out)) for p in stale[:5])
+        logger.info("%s: removed %d leftovers of an interrupted run (%s)", out, len(stale), names)
 
 
 def _forced(force: tuple[str, ...]) -> frozenset[str]:
@@ -709,6 +781,7 @@ def run_job(
     forced = _forced(tuple(force))
     out.mkdir(parents=True, exist_ok=True)
     with torch_threads(config.compute.threads), _run_lock(out):
+        _remove_leftovers(out)
         job = _Job(config, out, forced, progress)
         for task in config.tasks:
             for target in _targets(job, task):

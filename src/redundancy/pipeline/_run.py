@@ -240,8 +240,8 @@ def _check_grid(
     if not grid or not thresholds:
         raise ValueError("grid and thresholds must not be empty")
     for t in thresholds:
-        if t is not None and not (np.isfinite(t) and t >= 0):
-            raise ValueError(f"thresholds must be None or finite and >= 0, got {t}")
+        if t is not None and not 0 <= t <= 1:  # NaN fails too
+            raise ValueError(f"thresholds must be None or distances 1 - |r| in [0, 1], got {t}")
     return grid, thresholds
 
 

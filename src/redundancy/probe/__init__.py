@@ -5,8 +5,11 @@ Public API
 ElasticNetProbe(l1=1e-5, l2=1e-5, solver="fast" | "paper", ...)
     scikit-learn-style probe: ``fit(X, y, X_dev=None, y_dev=None)``, ``coef_``, ``intercept_``,
     ``classes_``, ``scaled_coef_``, ``predict``, ``predict_proba``, ``decision_function``, ``score``.
-fit_probe_family(probe, X, y, feature_ranges, X_dev, y_dev, progress=None, what="probes")
+fit_probe_family(probe, X, y, feature_ranges, X_dev, y_dev, progress=None, what="probes", checkpoint=None)
     Many probes over column ranges of one matrix; the fast solver trains them in one pass.
+FamilyCheckpoint(folder, scope)
+    Finished probe families saved as they finish (``ProbeTask.checkpoint``): a killed probe stage
+    resumes with them.
 sklearn_equivalent(l1, l2, n_samples, task)
     scikit-learn's ``C``/``alpha`` and ``l1_ratio`` for the fast solver's penalty.
 default_lr(n_features)
@@ -51,6 +54,7 @@ Modules: ``_task`` (loading), ``_evaluate`` (scoring), ``_experiments`` (the exp
 ``_fast`` / ``_paper`` (the probe and its solvers).
 """
 
+from ._checkpoint import FamilyCheckpoint
 from ._compare import choose_ranking, ranking_controls, top_curves
 from ._data import LabelMap, ProbeSplit, SplitInfo, load_split
 from ._estimator import SOLVERS, ElasticNetProbe, default_lr, fit_probe_family, sklearn_equivalent
@@ -130,6 +134,7 @@ __all__ = [
     "split_interval",
     "split_replicates",
     "fit_probe_family",
+    "FamilyCheckpoint",
     "layer_probes",
     "load_probe_task",
     "load_split",

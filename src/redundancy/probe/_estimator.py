@@ -7,7 +7,7 @@ import numbers
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -15,6 +15,9 @@ from sklearn.base import BaseEstimator, clone
 
 from .._progress import Progress
 from . import _fast, _paper
+
+if TYPE_CHECKING:
+    from ._checkpoint import FamilyCheckpoint
 
 logger = logging.getLogger(__name__)
 
@@ -485,6 +488,7 @@ def fit_probe_family(
     stats: tuple[np.ndarray, np.ndarray] | None = None,
     progress: Progress | None = None,
     what: str = "probes",
+    checkpoint: FamilyCheckpoint | None = None,
 ) -> list[ElasticNetProbe]:
     """Train one probe (a clone of ``probe``) per feature set, each a list of column ranges of ``X``.
 
@@ -499,8 +503,31 @@ def fit_probe_family(
     ``_fast``); otherwise (paper solver, or full-batch FISTA on small data) the probes are trained
     one after the other. Either way each returned probe is an ordinary fitted ``ElasticNetProbe``.
     ``progress`` (a :class:`redundancy._progress.Progress`) hears ``what`` advance: the family's
-    steps, or its probes when they are trained one after the other.
+    steps, or its probes when they are trained one after the other. With a ``checkpoint``
+    (:class:`redundancy.probe.FamilyCheckpoint`) a family it holds is read back instead of trained,
+    and a trained one is saved to it.
     """
+    if checkpoint is not None:
+        key = checkpoint.key(probe, X, y, feature_ranges, X_dev, y_dev, columns, sample_weight)
+        done = checkpoint.load(key)
+        if done is not None and len(done) == len(feature_ranges):
+            logger.info("%s: %d probes read from the checkpoint %s", what, len(done), checkpoint.folder)
+            return done
+        fitted = fit_probe_family(
+            probe,
+            X,
+            y,
+            feature_ranges,
+            X_dev,
+            y_dev,
+            sample_weight=sample_weight,
+            columns=columns,
+            stats=stats,
+            progress=progress,
+            what=what,
+        )
+        checkpoint.save(key, fitted)
+        return fitted
     X = np.asarray(X)
     if columns is not None:
         columns = np.asarray(columns, dtype=np.int64)

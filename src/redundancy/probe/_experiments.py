@@ -97,6 +97,7 @@ def train_curves(
             stats=stats,
             progress=progress,
             what=stage,
+            checkpoint=task.checkpoint,
         )
     )
     out = []
@@ -168,6 +169,7 @@ def layer_probes(task: ProbeTask, probe: ElasticNetProbe, *, progress: Progress 
         stats=stats,
         progress=progress,
         what="layers",
+        checkpoint=task.checkpoint,
     )
     layerwise = tuple(
         probe_result(task, fitted[i], np.arange(i * h, (i + 1) * h), f"layer-{i}", [i]) for i in range(L)

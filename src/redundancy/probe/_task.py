@@ -18,6 +18,7 @@ import torch
 
 from ..rigour import SentenceBootstrap
 from ..store import ActivationStore
+from ._checkpoint import FamilyCheckpoint
 from ._data import LabelMap, ProbeSplit, check_compatible, load_split
 from ._fast import activations_tensor, column_stats
 from ._metrics import default_metric
@@ -48,7 +49,9 @@ class ProbeTask:
     the labelled items (float32); experiments select columns from them. With a ``bootstrap``
     (:class:`redundancy.rigour.SentenceBootstrap`; ``dataclasses.replace(task, bootstrap=...)``),
     every probe scored on the task carries the interval of its test score over resampled test
-    sentences (the same replicates for every probe: paired).
+    sentences (the same replicates for every probe: paired). With a ``checkpoint``
+    (:class:`redundancy.probe.FamilyCheckpoint`), every family of probes trained on the task is
+    saved as it finishes and read back when asked for again (a killed stage resumes).
     """
 
     train: ProbeSplit
@@ -61,6 +64,7 @@ class ProbeTask:
     X_test: np.ndarray | None
     load_seconds: float
     bootstrap: SentenceBootstrap | None = None
+    checkpoint: FamilyCheckpoint | None = None
 
     @property
     def n_layers(self) -> int:

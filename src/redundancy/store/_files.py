@@ -224,6 +224,7 @@ class RowFile:
     """
 
     def __init__(self, path: Path):
+        self.path = path
         self._fh = open(path, "r+b")  # noqa: SIM115 - closed in close()
         version = np.lib.format.read_magic(self._fh)
         fmt = np.lib.format
@@ -249,12 +250,22 @@ class RowFile:
             buf = memoryview(flat[lo:hi]).cast("B")
             pos = self._offset + int(rows[lo]) * self._row_bytes
             while buf:
-                n = os.pwrite(fd, buf, pos)
+                n = self._named(os.pwrite, fd, buf, pos)
                 buf, pos = buf[n:], pos + n
 
     def flush(self) -> None:
         """Rows are on disk (fdatasync) before a commit record says so."""
-        os.fdatasync(self._fh.fileno())
+        self._named(os.fdatasync, self._fh.fileno())
+
+    def _named(self, call, *args):
+        """``call(*args)``; a full disk (``ENOSPC``, which names no file) is raised naming this file.
+        Nothing is committed then: the chunk stays pending and a rerun writes it again."""
+        try:
+            return call(*args)
+        except OSError as err:
+            if err.errno == errno.ENOSPC and err.filename is None:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path)) from err
+            raise
 
     def close(self) -> None:
         if not self._fh.closed:

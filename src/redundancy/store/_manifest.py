@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._serial import check_fields
+from .._serial import check_fields, check_file_name
 
 FORMAT_VERSION = 1
 """On-disk format version written by this code; stores with a newer version are refused."""
@@ -294,6 +294,8 @@ class StoreManifest:
         for name in ("data_files", "versions", "sha256"):
             _check_str_dict(name, getattr(self, name))
             object.__setattr__(self, name, dict(getattr(self, name)))
+        for file in self.sha256:  # names of files in the store folder: none may point outside it
+            check_file_name(file, "StoreManifest.sha256")
         if not isinstance(self.extra, dict):
             raise ValueError("StoreManifest.extra must be a dict")
         try:  # fail now, not at the end of a long extraction

@@ -250,6 +250,10 @@ class StoreWriter:
 
         assert existing is not None
         if existing.complete:
+            if (path / PROGRESS).exists():  # finalize was cut off between the manifest and this
+                (path / PROGRESS).unlink()
+                fsync_dir(path)
+                logger.info("%s: removed the %s left by an interrupted finalize", path, PROGRESS)
             lock.release()
             logger.info("%s: store is already complete; nothing to do", path)
             return cls(
