@@ -57,6 +57,20 @@ def test_glue_example_reads():
     assert "qnli" not in c.tasks and c.extract.aggregation == "cls"
 
 
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in (Path(__file__).parents[2] / "examples").glob("*.toml"))
+)
+def test_every_example_reads_and_round_trips(name):
+    c = load_config(Path(__file__).parents[2] / "examples" / name)
+    assert JobConfig.from_dict(c.to_dict()) == c
+
+
+def test_capped_finetune_example_is_the_documented_cap():
+    c = load_config(Path(__file__).parents[2] / "examples" / "finetune-sst2-capped.toml")
+    assert c.tasks == ("sst2",) and c.stages[0] == "finetune" and c.finetune.compare_pretrained
+    assert (c.finetune.max_train_examples, c.finetune.max_epochs, c.extract.max_items) == (2000, 1.0, 2000)
+
+
 def test_default_config_reads():
     c = load_config(Path(__file__).parents[2] / "examples" / "default.toml")
     assert c.tasks == ("pos", "chunking", "sem", "ccg")
