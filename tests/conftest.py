@@ -23,3 +23,14 @@ def tiny(tmp_path_factory):
         return built[kind]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The real task data (../shared/data, or $REDUNDANCY_DATA); the test is skipped without it."""
+    from redundancy.data import DataDirError, resolve_data_dir
+
+    try:
+        return resolve_data_dir()
+    except DataDirError as exc:  # pragma: no cover - CI has ../shared/data
+        pytest.skip(f"real task data not available: {exc}")

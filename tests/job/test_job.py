@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from redundancy.cli import main
-from redundancy.data import DataDirError, resolve_data_dir
 from redundancy.job import ConfigError, JobConfig, RunBusyError, load_config, run_job
 from redundancy.store import StoreError
 
@@ -36,14 +35,6 @@ def _config(tmp_path: Path, model: Path, **extra) -> str:
     path = tmp_path / "job.toml"
     path.write_text("\n".join(lines) + "\n")
     return str(path)
-
-
-@pytest.fixture(scope="module")
-def data_dir():
-    try:
-        return resolve_data_dir()
-    except DataDirError as exc:  # pragma: no cover - CI has ../shared/data
-        pytest.skip(f"real task data not available: {exc}")
 
 
 def _statuses(run: Path) -> dict[str, str]:

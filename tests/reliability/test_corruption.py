@@ -19,19 +19,10 @@ import numpy as np
 import pytest
 
 from redundancy.cli import main
-from redundancy.data import DataDirError, resolve_data_dir
 from redundancy.store import ActivationStore, StoreError
 
 STAGES = ["extract", "general", "probe", "pipeline", "compact", "report"]
 VOLATILE = {"created", "seconds", "fit_seconds", "finished", "timings", "status"}  # status: ran or cached
-
-
-@pytest.fixture(scope="module")
-def data_dir():
-    try:
-        return resolve_data_dir()
-    except DataDirError as exc:  # pragma: no cover - CI has ../shared/data
-        pytest.skip(f"real task data not available: {exc}")
 
 
 def _write_config(run: Path, model: Path) -> Path:

@@ -26,8 +26,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from redundancy.data import DataDirError, resolve_data_dir
-
 DRIVER = Path(__file__).with_name("_driver.py")
 STAGES = ["extract", "general", "probe", "pipeline", "compact", "report"]
 SEED = int(os.environ.get("KILL_RESUME_SEED", "20260611"))  # another seed: other moments
@@ -35,14 +33,6 @@ SEED = int(os.environ.get("KILL_RESUME_SEED", "20260611"))  # another seed: othe
 QUOTAS = {"extract": 5, "general": 3, "probe": 5, "pipeline": 4, "compact": 3, "report": 2}
 VOLATILE = {"created", "seconds", "fit_seconds", "finished", "status", "timings"}  # status: ran or cached
 STORE_FILES = ("activations.npy", "labels.npy", "sentence_ids.npy", "positions.npy")
-
-
-@pytest.fixture(scope="module")
-def data_dir():
-    try:
-        return resolve_data_dir()
-    except DataDirError as exc:  # pragma: no cover - CI has ../shared/data
-        pytest.skip(f"real task data not available: {exc}")
 
 
 def _write_config(run: Path, model: Path) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .._serial import recover_dir, replace_dir
+from ..store import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def save_checkpoint(out: Path, model, optimizer, scheduler, state: dict[str, Any
         full = dict(state)
         full["optimizer"] = {"param_groups": opt["param_groups"], "scalars": scalars}
         full["scheduler"] = scheduler.state_dict()
-        full["sha256"] = {f.name: _sha256(f) for f in sorted(tmp.iterdir()) if f.is_file()}
+        full["sha256"] = {f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file()}
         (tmp / _STATE).write_text(json.dumps(full, indent=1) + "\n")
         replace_dir(tmp, out / CHECKPOINT)
     finally:
@@ -85,16 +86,6 @@ def find_checkpoint(out: Path) -> Checkpoint | None:
     return Checkpoint(target, json.loads((target / _STATE).read_text()))
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _damage(folder: Path) -> str | None:
     """What is wrong with a checkpoint folder (unreadable state, a file missing or not the one
     written: the SHA-256 in its state), else None. A checkpoint from before the hashes were kept
@@ -111,7 +102,7 @@ def _damage(folder: Path) -> str | None:
         f = folder / name
         if not f.is_file():
             return f"{f}: missing from the checkpoint"
-        if _sha256(f) != want:
+        if sha256_file(f) != want:
             return f"{f}: not the file the checkpoint wrote (its SHA-256 differs)"
     return None
 

@@ -15,7 +15,6 @@ change below the file system (a disk's bit rot) that leaves the stamp as it was;
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .._serial import json_ready, write_json_atomic
-from ..store import plan_hash
+from ..store import plan_hash, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +65,6 @@ class Damage:
 
     file: str
     reason: str
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _stamp(st: os.stat_result) -> list[int]:
@@ -145,7 +136,7 @@ class StageCache:
                 return Damage(rel, f"{st.st_size} bytes, {want['size']} written")
             if _stamp(st) == want["stamp"]:
                 continue
-            if _sha256(f) != want["sha256"]:
+            if sha256_file(f) != want["sha256"]:
                 return Damage(rel, "its SHA-256 differs from the one written")
             refreshed[rel] = {**want, "stamp": _stamp(st)}
         if refreshed:
@@ -188,7 +179,7 @@ class StageCache:
             for f in _output_files(out):
                 st = f.stat()
                 rel = f.relative_to(out).as_posix() if out.is_dir() else ""
-                sha = known.get(rel) or _sha256(f)
+                sha = known.get(rel) or sha256_file(f)
                 files[str(f.relative_to(root))] = {"size": st.st_size, "sha256": sha, "stamp": _stamp(st)}
         return files
 

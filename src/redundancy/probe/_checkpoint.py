@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .._serial import replace_dir, write_json_atomic
+from ..store import sha256_file
 from ._estimator import ElasticNetProbe
 from ._io import load_probe, save_probe
 
@@ -32,10 +33,6 @@ logger = logging.getLogger(__name__)
 
 _INDEX = "family.json"
 _SAMPLE_ROWS = 64
-
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class FamilyCheckpoint:
@@ -94,7 +91,7 @@ class FamilyCheckpoint:
             index = json.loads((d / _INDEX).read_text())
             files = [d / name for name in index["files"]]
             for f, want in zip(files, index["sha256"], strict=True):
-                if _sha256_file(f) != want:
+                if sha256_file(f) != want:
                     raise ValueError(f"{f}: its SHA-256 differs from the one written")
             probes = [load_probe(f) for f in files]
             for p in probes:  # what a fit sets beside the saved arrays (load_probe leaves them out)
@@ -114,7 +111,7 @@ class FamilyCheckpoint:
         names = [f"probe-{i}.safetensors" for i in range(len(probes))]
         for p, name in zip(probes, names, strict=True):
             save_probe(p, tmp / name)
-        sums = [_sha256_file(tmp / name) for name in names]
+        sums = [sha256_file(tmp / name) for name in names]
         write_json_atomic(tmp / _INDEX, {"files": names, "sha256": sums})
         replace_dir(tmp, self.folder / key)
         self.saved += 1

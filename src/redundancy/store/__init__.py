@@ -16,10 +16,13 @@ StoreError
     Anything wrong with a store on disk; the message names the folder and the remedy.
 plan_hash, default_store_name, package_versions
     Helpers for the manifest.
+sha256_file
+    The streamed SHA-256 of a file (the manifest's checksums; the run cache and checkpoints use it too).
 DTYPES
     The activation dtypes a store holds (``float16``, ``float32``).
 """
 
+from ._files import sha256_file
 from ._manifest import (
     DTYPES,
     FORMAT_VERSION,
@@ -33,6 +36,7 @@ from ._reader import ActivationStore
 from ._writer import StoreWriter
 
 __all__ = [
+    "sha256_file",
     "DTYPES",
     "FORMAT_VERSION",
     "ActivationStore",
