@@ -31,9 +31,11 @@ ALLOWED: dict[str, set[str]] = {
     "ablate": {"data", "store", "extract", "probe"},
     "report": {"data", "store", "general", "probe", "select", "rigour", "ablate", "pipeline", "compact"}
     | {"finetune"},
+    # running stages on an engine (local or Ray): the stages it distributes
+    "scale": {"data", "store", "extract", "general", "probe"},
     # job wires every stage; cli parses for all of them and calls job
     "job": {"data", "store", "extract", "general", "probe", "select", "ablate", "pipeline", "compact"}
-    | {"finetune", "report", "rigour"},
+    | {"finetune", "report", "rigour", "scale"},
 }
 ALLOWED["cli"] = ALLOWED["job"] | {"job"}
 SHARED = {"_serial", "_torch", "_progress", "_lock"}

@@ -106,6 +106,10 @@ def test_default_config_reads():
         ('tasks = ["pos"]\n[ablate]\nrankings = ["nope"]\n', "ablate.rankings: unknown ['nope']"),
         ('tasks = ["pos"]\n[ablate]\nmax_sentences = 0\n', "ablate.max_sentences: must be >= 1"),
         ('tasks = ["pos"]\n[pipeline]\nranking = "weights"\n', "pipeline.ranking: must be one of"),
+        ('tasks = ["pos"]\n[engine]\nkind = "spark"\n', "engine.kind: must be one of local, ray"),
+        ('tasks = ["pos"]\n[engine]\naddress = "h:6379"\n', 'engine.address: is read only with kind = "ray"'),
+        ('tasks = ["pos"]\n[engine]\nkind = "ray"\nnum_cpus = 0\n', "engine.num_cpus: must be an integer"),
+        ('tasks = ["pos"]\n[engine]\nkind = "ray"\nadress = "h"\n', "(did you mean 'address'?)"),
     ],
 )
 def test_config_errors_name_file_and_key(tmp_path, text, message):
@@ -188,10 +192,12 @@ def test_threads_change_no_stage_key():
         "pipeline",
         "compact",
     }
+    ray = dataclasses.replace(config.engine, kind="ray", address="h:6379", num_cpus=4)
     for changed in (
         dataclasses.replace(config, threads=1),
         dataclasses.replace(config, threads=7),
         dataclasses.replace(config, probe=dataclasses.replace(config.probe, threads=2)),
+        dataclasses.replace(config, engine=ray),  # where the extraction runs, not what it writes
     ):
         assert changed.compute != config.compute
         assert stage_keys(changed, _STORES, weights="w") == keys

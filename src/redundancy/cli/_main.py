@@ -32,6 +32,7 @@ def _setup_logging(verbosity: int) -> None:
 def _cmd_extract(args: argparse.Namespace) -> int:
     from ..data import load_task, read_text
     from ..extract import ExtractConfig, extract, load_model
+    from ..scale import EngineSettings, extract_on_engine, make_engine
     from ..store import ActivationStore, default_store_name
 
     if args.out:
@@ -43,7 +44,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         device=args.device,
         threads=args.threads,
+        **({} if args.chunk_items is None else {"chunk_items": args.chunk_items}),
     )
+    engine = EngineSettings(kind=args.engine, address=args.address, num_cpus=args.num_cpus)
+    if engine.kind == "ray" and not args.out:
+        raise ValueError("--engine ray needs --out STORE (this process does not load the model to name it)")
     for name in ("max_train_tokens", "max_items"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -57,6 +62,15 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         data = load_task(
             args.task, args.split, args.data_dir, max_tokens=max_tokens, max_items=args.max_items
         )
+    if engine.kind == "ray":  # workers load the model and compute the chunks; this process commits
+        out = Path(args.out)
+        with progress_for(args) as bars:
+            result = extract_on_engine(
+                data, args.model, out, config, make_engine(engine), overwrite=args.overwrite, progress=bars
+            )
+        print(json.dumps(result.to_dict(), indent=2))
+        ActivationStore.open(out)
+        return 0
     lm = load_model(args.model, device=args.device, max_length=args.max_length)
     agg = config.resolved_aggregation(data.spec.level, lm.tokenizer)
     out = (
@@ -109,6 +123,26 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_engine_arguments(p: argparse.ArgumentParser, default: str | None) -> None:
+    """``--engine``, ``--address``, ``--num-cpus``: where the work runs (docs/scaling.md)."""
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default=default,
+        help="local: this process; ray: Ray workers, one model each (pip install '.[ray]')"
+        + ("" if default else "; default: the config's [engine] kind"),
+    )
+    p.add_argument(
+        "--address",
+        help="with --engine ray: the cluster to join (HOST:6379, or auto); default: start a local one",
+    )
+    p.add_argument(
+        "--num-cpus",
+        type=int,
+        help="with --engine ray: the local cluster's CPUs, or the most this run uses of a joined one",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     from .. import __version__
@@ -157,12 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="train split only: keep whole sentences up to this many words (the paper: 150000)",
     )
     e.add_argument("--max-items", type=int, help="keep only the first N sentences/examples")
+    e.add_argument(
+        "--chunk-items",
+        type=int,
+        help="rows per committed chunk: the unit of resume, and of work on Ray (default 4096)",
+    )
     e.add_argument("--data-dir", help="task data folder")
     e.add_argument("--input", help="with --task text: a file with one sentence per line")
     e.add_argument("--level", choices=["token", "sentence"], default="token", help="with --task text")
     e.add_argument("--threads", type=int, help="CPU threads for torch")
     e.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
     e.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
+    add_engine_arguments(e, default="local")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=_cmd_extract)
 

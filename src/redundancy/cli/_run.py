@@ -7,6 +7,7 @@ import logging
 import sys
 
 from ._guard import guarded
+from ._main import add_engine_arguments
 from ._progress import progress_for
 
 logger = logging.getLogger("redundancy.cli")
@@ -30,6 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default: the config's `out`)")
     p.add_argument("--data-dir", help="task data folder (overrides the config's data_dir)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (overrides the config's threads)")
+    add_engine_arguments(p, default=None)
     p.add_argument(
         "--force",
         nargs="+",
@@ -53,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     overrides = {"data_dir": args.data_dir, "threads": args.threads}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    engine = {"kind": args.engine, "address": args.address, "num_cpus": args.num_cpus}
+    engine = {k: v for k, v in engine.items() if v is not None}
+    if engine:  # [engine] with the command line's overrides, checked like the file
+        config = replace(config, engine=replace(config.engine, **engine))
     with progress_for(args) as bars:
         result = run_job(config, out=args.out, force=tuple(args.force), progress=bars)
     ran = sum(s.status == "ran" for s in result.stages)

@@ -5,10 +5,21 @@
 >>> extract(load_task("pos", "dev"), "all-MiniLM-L6-v2", "runs/pos-dev")  # doctest: +SKIP
 
 The forward API under it (``plan_segments`` -> ``batches`` -> ``forward`` -> ``pool``, see
-``_forward.py``) is public: the compact model predicts through the same four steps.
+``_forward.py``) is public: the compact model predicts through the same four steps. So are the two
+steps of an extraction, ``plan_store`` (the store's manifest, metadata and chunks) and
+``compute_chunk`` (one chunk's rows), which ``redundancy.scale`` runs on other engines.
 """
 
-from ._extract import ExtractConfig, ExtractResult, extract, items_sha256, plan
+from ._extract import (
+    ExtractConfig,
+    ExtractResult,
+    StorePlan,
+    compute_chunk,
+    extract,
+    items_sha256,
+    plan,
+    plan_store,
+)
 from ._forward import batches, forward, no_cache_kwargs, output_states, pad, plan_segments, pool
 from ._models import (
     SHIPPED,
@@ -36,9 +47,11 @@ __all__ = [
     "PlanStats",
     "ResolvedModel",
     "Segment",
+    "StorePlan",
     "batches",
     "cache_dir",
     "check_device",
+    "compute_chunk",
     "extract",
     "forward",
     "is_byte_level",
@@ -50,6 +63,7 @@ __all__ = [
     "pad",
     "plan",
     "plan_segments",
+    "plan_store",
     "plan_windows",
     "pool",
     "resolve_model",

@@ -4,6 +4,10 @@ Speed: segments are sorted by length and batched with dynamic padding, so little
 on pad tokens; pooling is one gather + ``index_add_`` per batch on the stacked hidden states.
 Resumability: batches are grouped into chunks fixed by the plan alone, each committed atomically
 by the store, so a rerun redoes only uncommitted chunks and produces the same bytes.
+
+The two steps are public so that other engines (``redundancy.scale``: Ray actors) compute exactly
+the same rows: :func:`plan_store` fixes the store's manifest, metadata and chunks,
+:func:`compute_chunk` computes one chunk's rows.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -116,6 +121,38 @@ class ExtractResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class StorePlan:
+    """Everything an extraction fixes before it runs the model: the store's manifest and per-item
+    metadata, the model inputs (``segments``) and how they fall into batches and chunks.
+
+    A chunk's rows depend on the plan and the chunk id alone, so chunks may be computed in any
+    order, by any process holding the same model (:func:`compute_chunk`), and committed as they
+    come. ``chunks[c]`` lists chunk ``c``'s batches, each a list of indices into ``segments``.
+    """
+
+    manifest: StoreManifest
+    segments: list[Segment]
+    chunks: list[list[list[int]]]
+    labels: np.ndarray
+    sentence_ids: np.ndarray
+    positions: np.ndarray
+    stats: PlanStats
+    unit: str
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.chunks)
+
+    def chunk_batches(self, chunk_id: int) -> list[list[Segment]]:
+        """The segments of chunk ``chunk_id``, batch by batch (what :func:`compute_chunk` takes)."""
+        return [[self.segments[i] for i in b] for b in self.chunks[chunk_id]]
+
+    def chunk_rows(self, chunk_id: int) -> int:
+        """How many store rows chunk ``chunk_id`` fills."""
+        return sum(self.segments[i].n_rows for b in self.chunks[chunk_id] for i in b)
+
+
 def _chunks(batches: list[list[int]], segments: list[Segment], chunk_items: int) -> list[list[list[int]]]:
     chunks: list[list[list[int]]] = []
     cur: list[list[int]] = []
@@ -205,22 +242,10 @@ def extract(
         return _extract(data, model, Path(out), config, overwrite=overwrite, progress=progress)
 
 
-def _extract(
-    data: TaskData,
-    model: str | LoadedModel,
-    out: Path,
-    config: ExtractConfig,
-    *,
-    overwrite: bool,
-    progress: Progress | None,
-) -> ExtractResult:
-    import torch
-
-    lm = (
-        model
-        if isinstance(model, LoadedModel)
-        else load_model(model, device=config.device, max_length=config.max_length)
-    )
+def plan_store(data: TaskData, lm: LoadedModel, config: ExtractConfig) -> StorePlan:
+    """The store an extraction of ``data`` with ``lm`` and ``config`` writes: its manifest (with the
+    plan hash), metadata arrays, segments, batches and chunks. Deterministic: the same inputs give
+    the same plan in any process."""
     if config.max_length is not None and config.max_length != lm.max_length:
         raise ValueError(
             f"config.max_length={config.max_length} but the loaded model was set up for {lm.max_length}; "
@@ -287,47 +312,113 @@ def _extract(
         plan_hash=plan_id,
         n_chunks=len(chunks),
     )
-    unit = "word" if data.spec.level == "token" else "ex"
-    counter = Counter(progress, f"extract {data.spec.name}/{data.split}", n_items, unit)
+    return StorePlan(
+        manifest=manifest,
+        segments=segments,
+        chunks=chunks,
+        labels=labels,
+        sentence_ids=sent_ids,
+        positions=positions,
+        stats=stats,
+        unit="word" if data.spec.level == "token" else "ex",
+    )
+
+
+def compute_chunk(
+    lm: LoadedModel,
+    chunk: list[list[Segment]],
+    device: str | None = None,
+    *,
+    rows: np.ndarray | None = None,
+    items: np.ndarray | None = None,
+    on_batch: Callable[[int], object] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The store rows of one chunk (its batches of segments: ``StorePlan.chunk_batches(c)``):
+    ``(items, values)``, the item indices ``(k,)`` int64 and their pooled activations
+    ``(k, n_layers, hidden)`` float32.
+
+    ``rows`` and ``items`` are optional buffers of at least ``k`` rows, filled and returned as views
+    (the local extraction reuses two of them); ``on_batch(n)`` hears each batch's row count.
+    """
+    import torch
+
+    k = sum(s.n_rows for b in chunk for s in b)
+    if rows is None:
+        rows = np.empty((k, lm.n_layers, lm.hidden), dtype=np.float32)
+    if items is None:
+        items = np.empty(k, dtype=np.int64)
+    n = 0
+    with torch.inference_mode():
+        for segs in chunk:
+            hs, left = forward(lm, segs, device)
+            pooled, it = pool(hs, segs, left)
+            del hs
+            rows[n : n + len(it)] = pooled
+            items[n : n + len(it)] = it
+            n += len(it)
+            if on_batch is not None:
+                on_batch(len(it))
+    return items[:n], rows[:n]
+
+
+def _extract(
+    data: TaskData,
+    model: str | LoadedModel,
+    out: Path,
+    config: ExtractConfig,
+    *,
+    overwrite: bool,
+    progress: Progress | None,
+) -> ExtractResult:
+    lm = (
+        model
+        if isinstance(model, LoadedModel)
+        else load_model(model, device=config.device, max_length=config.max_length)
+    )
+    sp = plan_store(data, lm, config)
+    n_items = sp.manifest.n_items
+    counter = Counter(progress, f"extract {data.spec.name}/{data.split}", n_items, sp.unit)
     t0 = time.perf_counter()
     computed = n_computed = 0
     with StoreWriter.create_or_resume(
-        out, manifest, labels=labels, sentence_ids=sent_ids, positions=positions, overwrite=overwrite
+        out,
+        sp.manifest,
+        labels=sp.labels,
+        sentence_ids=sp.sentence_ids,
+        positions=sp.positions,
+        overwrite=overwrite,
     ) as writer:
         if not writer.complete:
             done = writer.done_chunks
             if done:
-                logger.info("resuming %s: %d of %d chunks already written", out, len(done), len(chunks))
-                counter.update(sum(segments[i].n_rows for c in done for b in chunks[c] for i in b))
-            # One background thread commits chunk k (checks, pwrite, fsync) while the model computes
-            # chunk k + 1; at most one chunk waits, so memory stays bounded.
+                logger.info("resuming %s: %d of %d chunks already written", out, len(done), sp.n_chunks)
+                counter.update(sum(sp.chunk_rows(c) for c in done))
             # Rows go into two preallocated buffers, used in turn: a background thread commits one
-            # chunk (checks, pwrite, fsync) while the model fills the other. Per-batch results die at
-            # once, so nothing long-lived sits between the model's large temporaries and the C heap
-            # does not fragment as batches go by (peak memory stays flat in the number of items).
-            most = max(sum(segments[i].n_rows for b in c for i in b) for c in chunks)
+            # chunk (checks, pwrite, fsync) while the model fills the other; at most one chunk waits,
+            # so memory stays bounded. Per-batch results die at once, so nothing long-lived sits
+            # between the model's large temporaries and the C heap does not fragment as batches go
+            # by (peak memory stays flat in the number of items).
+            most = max(sp.chunk_rows(c) for c in range(sp.n_chunks))
             rows = [np.empty((most, lm.n_layers, lm.hidden), dtype=np.float32) for _ in range(2)]
             items = [np.empty(most, dtype=np.int64) for _ in range(2)]
             turn = 0
-            with torch.inference_mode(), ThreadPoolExecutor(1, thread_name_prefix="store") as committer:
+            with ThreadPoolExecutor(1, thread_name_prefix="store") as committer:
                 pending = None
-                for cid, chunk in enumerate(chunks):
+                for cid in range(sp.n_chunks):
                     if cid in done:
                         continue
-                    n = 0
-                    for b in chunk:
-                        segs = [segments[i] for i in b]
-                        hs, left = forward(lm, segs, config.device)
-                        pooled, it = pool(hs, segs, left)
-                        del hs
-                        rows[turn][n : n + len(it)] = pooled
-                        items[turn][n : n + len(it)] = it
-                        n += len(it)
-                        counter.update(len(it))
+                    it, values = compute_chunk(
+                        lm,
+                        sp.chunk_batches(cid),
+                        config.device,
+                        rows=rows[turn],
+                        items=items[turn],
+                        on_batch=counter.update,
+                    )
                     if pending is not None:
                         pending.result()
-                    pending = committer.submit(writer.write_chunk, cid, items[turn][:n], rows[turn][:n])
-                    n_computed += n
+                    pending = committer.submit(writer.write_chunk, cid, it, values)
+                    n_computed += len(it)
                     computed += 1
                     turn = 1 - turn
                 if pending is not None:
@@ -340,9 +431,9 @@ def _extract(
         n_sentences=len(data.items),
         n_layers=lm.n_layers,
         hidden=lm.hidden,
-        n_chunks=len(chunks),
+        n_chunks=sp.n_chunks,
         chunks_computed=computed,
         seconds=round(secs, 3),
         items_per_s=round(n_computed / secs, 1) if secs > 0 else 0.0,
-        stats=stats.to_dict(),
+        stats=sp.stats.to_dict(),
     )

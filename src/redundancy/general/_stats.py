@@ -421,11 +421,15 @@ class NeuronStats:
             )
         if other._n == 0:
             return self
-        tmp = other.copy()
+        if self._n != 0 and np.array_equal(self._shift, other._shift):
+            tmp = other  # same shift (reset(shift)): the sums add as they are, no N x N copy
+        else:
+            tmp = other.copy()
         if self._n == 0:
             self._adopt(tmp)
             return self
-        tmp._reshift(self._shift)  # type: ignore[arg-type]
+        if tmp is not other:
+            tmp._reshift(self._shift)  # type: ignore[arg-type]
         self._n += tmp._n
         self._sum += tmp._sum
         self._cross += tmp._cross

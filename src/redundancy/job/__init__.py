@@ -9,8 +9,9 @@ JobConfig, ExtractSettings, GeneralSettings, ProbeSettings, PipelineSettings, Co
     FinetuneSettings
     The config's sections, with the stages' own defaults; every one checks its values when built
     (``dataclasses.replace`` included) and raises :class:`ConfigError`.
-Compute
-    ``JobConfig.compute``: threads and device, resolved once per run, in no cache key.
+Compute, EngineSection
+    ``JobConfig.compute``: threads, device and engine (``[engine]``: this process or a Ray cluster,
+    for the extraction), resolved once per run, in no cache key.
 run_job(config, out=None, force=(), progress=None) -> JobResult
     Run (or resume) the job; ``RUN/job.json`` records what ran and what was cached. ``progress``
     is a :class:`redundancy._progress.Progress`.
@@ -27,6 +28,7 @@ from ._config import (
     CompactSettings,
     Compute,
     ConfigError,
+    EngineSection,
     ExtractSettings,
     FinetuneSettings,
     GeneralSettings,
@@ -44,6 +46,7 @@ __all__ = [
     "CompactSettings",
     "Compute",
     "ConfigError",
+    "EngineSection",
     "ExtractSettings",
     "FinetuneSettings",
     "GeneralSettings",

@@ -6,8 +6,8 @@ the smallest config is ``tasks = ["pos"]``. Unknown keys and wrong types are ref
 and key named: a typo must not silently fall back to a default. Values are checked whenever a
 config is built (``__post_init__``), so ``dataclasses.replace`` (the CLI's overrides) is checked too.
 
-Compute settings (``threads``, ``[probe] threads``) say how fast, not what: they are resolved once
-(:attr:`JobConfig.compute`) and enter no cache key.
+Compute settings (``threads``, ``[probe] threads``, ``[engine]``) say how fast, not what: they are
+resolved once (:attr:`JobConfig.compute`) and enter no cache key.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ..general import REPRESENTATIVES, run_general
 from ..pipeline import DEFAULT_GRID, DEFAULT_THRESHOLDS, choose_row, run_pipeline
 from ..probe import SOLVERS, ElasticNetProbe, run_task_redundancy
 from ..rigour import DEFAULT_BOOT, DEFAULT_LEVEL, SentenceBootstrap
+from ..scale import EngineSettings
 from ..select import RANKING_METHODS
 from ..store import DTYPES
 
@@ -346,17 +347,44 @@ class RigourSettings(_Section):
 
 
 @dataclass(frozen=True)
+class EngineSection(_Section):
+    """``[engine]``: where the distributable stages run (:class:`redundancy.scale.EngineSettings`):
+    ``kind = "local"`` (this process, the default) or ``"ray"``; with ``ray``, ``address`` (the
+    cluster to join, ``HOST:6379``; none: a local cluster started by the run) and ``num_cpus`` (the
+    local cluster's CPUs, or the most this run uses of a joined one). A compute setting: it changes
+    where the work runs, not a byte of what it writes, so it enters no cache key. Wired so far:
+    the extraction (and the random-init null's); the other stages run in this process."""
+
+    TABLE = "engine"
+
+    kind: str = EngineSettings.kind
+    address: str | None = EngineSettings.address
+    num_cpus: int | None = EngineSettings.num_cpus
+
+    def __post_init__(self) -> None:
+        try:  # EngineSettings' own checks, in the same words as in Python and the CLI
+            self.settings()
+        except ValueError as err:
+            raise ConfigError(f"{self.TABLE}.{err}") from None
+
+    def settings(self) -> EngineSettings:
+        return EngineSettings(kind=self.kind, address=self.address, num_cpus=self.num_cpus)
+
+
+@dataclass(frozen=True)
 class Compute:
     """Where and with how many threads the stages run, resolved once from a config; never part of
     a cache key (it changes how fast, not what comes out).
 
     ``threads``: torch's CPU threads for the whole run (None: torch's choice); ``probe_threads``:
-    those of the probe, pipeline and compact stages; ``device``: where models run.
+    those of the probe, pipeline and compact stages; ``device``: where models run; ``engine``:
+    where the extraction runs (``[engine]``: this process or a Ray cluster).
     """
 
     threads: int | None = None
     probe_threads: int | None = None
     device: str = "cpu"
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
 
 @dataclass(frozen=True)
@@ -374,6 +402,7 @@ class JobConfig:
     out : the run folder (relative paths are taken from the current directory).
     seed : seeds the probes, the clustering representatives and the controls.
     threads : CPU threads for torch (None: torch's choice); see :attr:`compute`.
+    engine : ``[engine]``, where the extraction runs (this process or Ray); see :attr:`compute`.
     data_dir : task data folder (None: ``$REDUNDANCY_DATA``, else ``../shared/data``).
     title : the report's title.
     source : the file the config was read from ("" when built in code).
@@ -395,6 +424,7 @@ class JobConfig:
     compact: CompactSettings = field(default_factory=CompactSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     rigour: RigourSettings = field(default_factory=RigourSettings)
+    engine: EngineSection = field(default_factory=EngineSection)
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -403,7 +433,11 @@ class JobConfig:
     @property
     def compute(self) -> Compute:
         """The run's compute settings: ``[probe] threads`` falls back to ``threads``."""
-        return Compute(threads=self.threads, probe_threads=self.probe.threads or self.threads)
+        return Compute(
+            threads=self.threads,
+            probe_threads=self.probe.threads or self.threads,
+            engine=self.engine.settings(),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON (thresholds ``None`` stay null); ``from_dict(to_dict())`` gives the same config."""
@@ -426,6 +460,7 @@ _SECTIONS = {
     "compact": CompactSettings,
     "finetune": FinetuneSettings,
     "rigour": RigourSettings,
+    "engine": EngineSection,
 }
 
 

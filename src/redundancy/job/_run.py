@@ -2,8 +2,9 @@
 
 This module only wires the stages together; each stage's work lives in its own package. Every
 stage's result is cached under ``RUN/cache`` with a key of exactly what it reads (see ``_keys``:
-the stores' plan hashes, the stage's settings, the seed and package versions; never threads or
-device), so a rerun skips finished work and a run that was interrupted resumes where it stopped.
+the stores' plan hashes, the stage's settings, the seed and package versions; never threads,
+device or engine), so a rerun skips finished work and a run that was interrupted resumes where it
+stopped.
 
 Run folder::
 
@@ -105,7 +106,31 @@ class _Job:
         self.versions = package_versions(_VERSIONED)
         self._lm: tuple[str, Any] | None = None
         self._weights: dict[str, str] = {}
+        self._engine: Any = None
         self.t0 = time.perf_counter()
+
+    @property
+    def on_ray(self) -> bool:
+        """Whether the extraction runs on Ray (``[engine] kind = "ray"``)."""
+        return self.compute.engine.kind == "ray"
+
+    def engine(self):
+        """The run's engine (``[engine]``), started on first use and stopped by :meth:`close`."""
+        if self._engine is None:
+            from ..scale import make_engine
+
+            self._engine = make_engine(self.compute.engine).start()
+        return self._engine
+
+    def release_workers(self) -> None:
+        """Let the engine's workers (one model each) go before the analysis stages need the memory."""
+        if self._engine is not None:
+            self._engine.release()
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.stop()
+            self._engine = None
 
     def weights(self, ref: str) -> str:
         """SHA-256 of a model's weight files (without loading the model)."""
@@ -279,6 +304,15 @@ def _extract_store(job: _Job, target: _Target, data, store: Path) -> list[Path]:
     from ..extract import extract
 
     config = job.config.extract.extract_config(job.compute.threads, job.compute.device)
+    if job.on_ray:  # workers load the model and compute the chunks; this process commits them
+        from ..scale import extract_on_engine
+
+        return _extract_verified(
+            store,
+            lambda: extract_on_engine(
+                data, target.model, store, config, job.engine(), overwrite=True, progress=job.progress
+            ),
+        )
     return _extract_verified(
         store,
         lambda: extract(data, job.model(target.model), store, config, overwrite=True, progress=job.progress),
@@ -306,7 +340,9 @@ def _stores(job: _Job, target: _Target) -> dict[str, str]:
     """Each split's store plan hash: extracted now (stage ``extract``) or found in the run folder."""
     splits = _splits(target.task)
     if "extract" in job.config.stages:
-        return {split: _extract(job, target, split) for split in splits}
+        stores = {split: _extract(job, target, split) for split in splits}
+        job.release_workers()
+        return stores
     hint = "add 'extract' to the config's stages"
     return {split: _plan_hash(_store_dir(job, target.label, split), hint) for split in splits}
 
@@ -391,15 +427,33 @@ def _extract_random_init(job: _Job, target: _Target, split: str) -> str:
     )
 
     def run() -> list[Path]:
+        config = c.extract.extract_config(job.compute.threads, job.compute.device)
+        if job.on_ray:
+            from ..scale import extract_on_engine
+
+            return _extract_verified(
+                store,
+                lambda: extract_on_engine(
+                    data,
+                    target.model,
+                    store,
+                    config,
+                    job.engine(),
+                    random_init=c.seed,
+                    overwrite=True,
+                    progress=job.progress,
+                ),
+            )
         lm = load_model(
             target.model, device=job.compute.device, max_length=c.extract.max_length, random_init=c.seed
         )
-        config = c.extract.extract_config(job.compute.threads, job.compute.device)
         return _extract_verified(
             store, lambda: extract(data, lm, store, config, overwrite=True, progress=job.progress)
         )
 
-    return _cached_store(job, f"{target.label}-{split}.random-init", inputs, run, store)
+    plan = _cached_store(job, f"{target.label}-{split}.random-init", inputs, run, store)
+    job.release_workers()
+    return plan
 
 
 def _general(job: _Job, a: _Analysis) -> list[Path]:
@@ -783,12 +837,15 @@ def run_job(
     with torch_threads(config.compute.threads), _run_lock(out):
         _remove_leftovers(out)
         job = _Job(config, out, forced, progress)
-        for task in config.tasks:
-            for target in _targets(job, task):
-                _run_task(job, target)
-                gc.collect()  # the task's activations (often GBs) go before the next task loads its own
-        if "report" in config.stages:
-            _report(job)
-        result = job.write_job()
+        try:
+            for task in config.tasks:
+                for target in _targets(job, task):
+                    _run_task(job, target)
+                    gc.collect()  # the task's activations (often GBs) go before the next task loads its own
+            if "report" in config.stages:
+                _report(job)
+            result = job.write_job()
+        finally:
+            job.close()  # the engine: its workers, and the Ray cluster if the run started one
     logger.info("run finished in %.1fs: %s", result.seconds, json.dumps([s.status for s in result.stages]))
     return result

@@ -489,6 +489,7 @@ def fit_probe_family(
     progress: Progress | None = None,
     what: str = "probes",
     checkpoint: FamilyCheckpoint | None = None,
+    only: Sequence[int] | None = None,
 ) -> list[ElasticNetProbe]:
     """Train one probe (a clone of ``probe``) per feature set, each a list of column ranges of ``X``.
 
@@ -506,7 +507,21 @@ def fit_probe_family(
     steps, or its probes when they are trained one after the other. With a ``checkpoint``
     (:class:`redundancy.probe.FamilyCheckpoint`) a family it holds is read back instead of trained,
     and a trained one is saved to it.
+
+    ``only`` (increasing indices into ``feature_ranges``; not with ``checkpoint``): train just those
+    probes as the whole family would (the same batches, step sizes and column blocks), and return
+    them in that order: parts of one family can be trained apart (in parallel, on other machines:
+    :mod:`redundancy.scale`) and give the whole family's probes, to float32 rounding (two kernels
+    round by an element's place in its row; ``docs/scaling.md``, "Probes on Ray").
     """
+    if only is not None:
+        only = [int(i) for i in only]
+        if not only or any(b <= a for a, b in zip(only, only[1:], strict=False)):
+            raise ValueError(f"only must be non-empty, increasing indices into the family, got {only}")
+        if only[0] < 0 or only[-1] >= len(feature_ranges):
+            raise ValueError(f"only must index the {len(feature_ranges)} feature sets, got {only}")
+        if checkpoint is not None:
+            raise ValueError("only (a part of a family) cannot be combined with a checkpoint")
     if checkpoint is not None:
         key = checkpoint.key(probe, X, y, feature_ranges, X_dev, y_dev, columns, sample_weight)
         done = checkpoint.load(key)
@@ -539,9 +554,11 @@ def fit_probe_family(
         if np.unique(c).size != c.size:
             raise ValueError("a feature set has overlapping ranges")
     settings = probe.resolved_settings(X.shape[0])
+    keep = list(range(len(sets))) if only is None else only
     if settings["solver"] != "fast" or settings["method"] != "adam-prox" or len(sets) == 1:
         out = []
-        for i, ranges in enumerate(sets):
+        for done, i in enumerate(keep):
+            ranges = sets[i]
             if columns is None:
                 Xi, Xd = _select(X, ranges), None if X_dev is None else _select(np.asarray(X_dev), ranges)
             else:
@@ -550,14 +567,14 @@ def fit_probe_family(
                 Xd = None if X_dev is None else np.take(np.asarray(X_dev), real, axis=1)
             out.append(clone(probe).fit(Xi, y, Xd, y_dev, sample_weight=sample_weight))
             if progress is not None:
-                progress(what, i + 1, len(sets))
+                progress(what, done + 1, len(keep))
         return out
     t0 = time.perf_counter()
     template = clone(probe)
     X, y_enc, X_dev, y_dev_enc, regression = template._prepare(X, y, X_dev, y_dev)
     K = 1 if regression else len(template.classes_)
     sw = template._weights(y_enc, sample_weight, regression)
-    lrs = [probe.resolved_settings(X.shape[0], c.size)["lr"] for c in cols]
+    lrs = [probe.resolved_settings(X.shape[0], cols[i].size)["lr"] for i in keep]
     if stats is not None and settings["standardize"]:
         mean, scale = (np.asarray(a, dtype=np.float64) for a in stats)
         n_cols = X.shape[1] if columns is None else columns.size
@@ -579,18 +596,19 @@ def fit_probe_family(
         progress=None if progress is None else partial(progress, what),
         stats=solver_stats,
         columns=columns,
+        only=only,
         **_minibatch_options(settings),
     )
     seconds = time.perf_counter() - t0
     fitted = []
-    for out, c, lr in zip(outs, cols, lrs, strict=True):
+    for out, c, lr in zip(outs, [cols[i] for i in keep], lrs, strict=True):
         if not np.array_equal(out.cols, c):
             raise AssertionError("internal: family columns out of order")
         p = clone(probe)
         p.classes_ = template.classes_
         p._set_from_output(out, c.size)
         p.solver_settings_ = {**settings, "lr": lr, "family_size": len(sets)}
-        p.fit_seconds_ = seconds / len(sets)  # the family's time, shared evenly
+        p.fit_seconds_ = seconds / len(keep)  # the family's time, shared evenly
         fitted.append(p)
     return fitted
 

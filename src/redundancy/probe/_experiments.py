@@ -10,7 +10,7 @@ exactly as the authors did. :func:`redundancy.probe.run_task_redundancy` runs th
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +65,7 @@ def train_curves(
     *,
     stage: str = "probes",
     progress: Progress | None = None,
+    fit_family: Callable[..., list[ElasticNetProbe]] | None = None,
 ) -> list[list[ProbeResult]]:
     """For each curve ``(order, sizes, names)``: probes on the first k neurons of ``order`` for every
     k of ``sizes``, scored; one list of results per curve, in ``sizes`` order.
@@ -74,7 +75,8 @@ def train_curves(
     training matrix), so e.g. the controls' random and bottom curves share one pass over the data
     instead of one pass each. Each probe is trained exactly as it would be alone (the same batches,
     its own step size and early stopping); only the floating-point order of the shared products
-    differs.
+    differs. ``fit_family`` (default :func:`fit_probe_family`, same arguments) trains the family:
+    e.g. in parts on other machines (:mod:`redundancy.scale`).
     """
     longest = [int(max(sizes)) for _, sizes, _ in curves]
     cols = np.concatenate(
@@ -86,7 +88,7 @@ def train_curves(
     ]
     stats = task.stats_of(cols) if probe.resolved_settings(task.X_train.shape[0])["standardize"] else None
     probes = iter(
-        fit_probe_family(
+        (fit_family or fit_probe_family)(
             probe,
             task.X_train,
             task.train.y,
@@ -149,17 +151,25 @@ class LayerProbes:
     incremental_estimators: tuple[ElasticNetProbe, ...] = ()
 
 
-def layer_probes(task: ProbeTask, probe: ElasticNetProbe, *, progress: Progress | None = None) -> LayerProbes:
+def layer_probes(
+    task: ProbeTask,
+    probe: ElasticNetProbe,
+    *,
+    progress: Progress | None = None,
+    fit_family: Callable[..., list[ElasticNetProbe]] | None = None,
+) -> LayerProbes:
     """The oracle (all layers), one probe per layer, and incremental probes on layers 0..l.
 
     The incremental probe on every layer *is* the oracle, and the one on layer 0 is the layer-0
     probe: each is trained once and reported under both names. With the fast solver all
-    ``2 * n_layers - 1`` distinct probes share one pass over the data.
+    ``2 * n_layers - 1`` distinct probes share one pass over the data. ``fit_family`` (default
+    :func:`fit_probe_family`, same arguments) trains the family: e.g. in parts on other machines
+    (:func:`redundancy.scale.layer_probes_on_engine`).
     """
     L, h = task.n_layers, task.hidden
     ranges = [[(i * h, (i + 1) * h)] for i in range(L)] + [[(0, (i + 1) * h)] for i in range(1, L)]
     stats = task.train_stats if probe.resolved_settings(task.X_train.shape[0])["standardize"] else None
-    fitted = fit_probe_family(
+    fitted = (fit_family or fit_probe_family)(
         probe,
         task.X_train,
         task.train.y,

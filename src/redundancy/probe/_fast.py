@@ -210,6 +210,34 @@ def _layout(families: Sequence[Ranges], n_cols: int, max_waste: int = 64) -> _La
     return _Layout(bounds, members, masks, probe_blocks, len(families), spans)
 
 
+def _restrict(layout: _Layout, keep: Sequence[int]) -> _Layout:
+    """``layout`` (a whole family's) restricted to its probes ``keep`` (increasing), renumbered
+    ``0, 1, ...``: the same column blocks and masks, less the other probes, so that each kept probe
+    is computed over exactly the blocks it had in the whole family (float32 sums over other blocks
+    would round differently) and a part of a family trains the same probes as the whole family.
+
+    A block keeps its way of adding into the logits too: an in-place ``addmm_`` where its probes
+    were consecutive in the whole family (they stay so), else a product added afterwards
+    (``index_add_``), also where the kept probes happen to be consecutive; the two round
+    differently once a block is wider than BLAS's inner blocking (~256 columns)."""
+    new_of = {int(p): i for i, p in enumerate(keep)}
+    bounds, members, masks, spans = [], [], [], []
+    probe_blocks: list[list[int]] = [[] for _ in keep]
+    for j, ((a, b), users, mask) in enumerate(zip(layout.bounds, layout.members, layout.masks, strict=True)):
+        slots = [s for s, p in enumerate(users.tolist()) if p in new_of]
+        if not slots:
+            continue
+        kept = [new_of[int(users[s])] for s in slots]  # increasing, as users and keep are
+        for p in kept:
+            probe_blocks[p].append(len(bounds))
+        bounds.append((a, b))
+        members.append(torch.tensor(kept, dtype=torch.int64))
+        sub = None if mask is None else mask[:, slots].contiguous()
+        masks.append(None if sub is None or bool(sub.all()) else sub)
+        spans.append(None if layout.spans[j] is None else _span(members[-1]))
+    return _Layout(bounds, members, masks, probe_blocks, len(keep), spans)
+
+
 def _span(members: torch.Tensor) -> tuple[int, int] | None:
     """``(lo, hi)`` when ``members`` is ``lo, lo + 1, ..., hi - 1``, else None."""
     lo, hi = int(members[0]), int(members[-1]) + 1
@@ -325,8 +353,14 @@ def fit_family_minibatch(
     stats: tuple[torch.Tensor, torch.Tensor] | None = None,
     columns: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
+    only: Sequence[int] | None = None,
 ) -> list[FitOutput]:
     """Train every probe of ``families`` (each a list of column ranges of ``X``) together.
+
+    ``only`` (optional, increasing indices into ``families``): train just these probes, with the
+    column blocks of the whole family (:func:`_restrict`), so that parts of a family trained
+    apart (e.g. on different machines, same ``seed``) give the whole family's probes; ``lr`` then
+    holds one value (or one per kept probe).
 
     ``columns`` (optional): the family sees ``X[:, columns]`` (``X_dev`` likewise), gathered batch
     by batch and never materialised, so probes on different neuron orders (each a range of the
@@ -344,6 +378,8 @@ def fit_family_minibatch(
     colt = None if columns is None else torch.from_numpy(np.asarray(columns, dtype=np.int64))
     n, D = Xt.shape[0], Xt.shape[1] if colt is None else colt.numel()
     layout = _layout(families, D, merge_cost(batch_size, n_outputs))
+    if only is not None:
+        layout = _restrict(layout, only)
     P, K = layout.n_probes, n_outputs
     if stats is None:
         mu64, sd64 = column_stats(Xt, standardize)
