@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from run_results import differences, numbers
 
 from redundancy.cli import main
 from redundancy.store import ActivationStore, StoreError
 
 STAGES = ["extract", "general", "probe", "pipeline", "compact", "report"]
-VOLATILE = {"created", "seconds", "fit_seconds", "finished", "timings", "status"}  # status: ran or cached
 
 
 def _write_config(run: Path, model: Path) -> Path:
@@ -52,33 +52,6 @@ def _run(cfg: Path, data_dir: Path) -> int:
 def _statuses(run: Path) -> dict[str, str]:
     job = json.loads((run / "job.json").read_text())
     return {f"{s['task']}/{s['stage']}": s["status"] for s in job["stages"]}
-
-
-def _numbers(run: Path, clean: Path) -> object:
-    """results.json with run folders' paths replaced and times dropped: what must not change (a
-    copied run's cached results still name the folder they were computed in)."""
-    text = (run / "report" / "results.json").read_text().replace(str(run), "RUN").replace(str(clean), "RUN")
-
-    def strip(x):
-        if isinstance(x, dict):
-            return {k: strip(v) for k, v in x.items() if k not in VOLATILE}
-        if isinstance(x, list):
-            return [strip(v) for v in x]
-        return x
-
-    return strip(json.loads(text))
-
-
-def _differences(a: object, b: object, at: str = "") -> list[str]:
-    """The paths of the leaves where two JSON values differ (for a readable failure)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = sorted(set(a) | set(b))
-        return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{at}/{k}")]
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [
-            d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{at}[{i}]")
-        ]
-    return [] if a == b else [f"{at}: {str(a)[:80]} != {str(b)[:80]}"]
 
 
 def _sha(path: Path) -> str:
@@ -161,7 +134,7 @@ def test_damage_is_noticed_and_recomputed(clean, tmp_path, tiny, data_dir, caplo
         assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in got)
     elif not rel.endswith(".json"):
         assert _sha(target) == _sha(clean / rel)
-    assert not _differences(_numbers(run, clean), _numbers(clean, clean))
+    assert not differences(numbers(run, clean), numbers(clean))
 
 
 def test_store_damage_is_caught_even_if_stamps_look_unchanged(clean, tmp_path, tiny, data_dir, caplog):
@@ -188,7 +161,7 @@ def test_unreadable_cache_record_reruns_its_stage(clean, tmp_path, tiny, data_di
         assert _run(cfg, data_dir) == 0
     assert any(str(record) in r.getMessage() for r in caplog.records)
     assert _statuses(run)["sem/general"] == "ran"
-    assert not _differences(_numbers(run, clean), _numbers(clean, clean))
+    assert not differences(numbers(run, clean), numbers(clean))
 
 
 def test_a_record_without_file_hashes_still_catches_a_broken_store(clean, tmp_path, tiny, data_dir, caplog):
@@ -204,7 +177,7 @@ def test_a_record_without_file_hashes_still_catches_a_broken_store(clean, tmp_pa
         assert _run(cfg, data_dir) == 0
     assert any("extracting it again" in r.getMessage() for r in caplog.records)
     assert _statuses(run)["sem-dev/extract"] == "ran"
-    assert not _differences(_numbers(run, clean), _numbers(clean, clean))
+    assert not differences(numbers(run, clean), numbers(clean))
 
 
 def test_records_hold_each_output_files_hash(clean):

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from run_results import differences, numbers
 
 DRIVER = Path(__file__).with_name("_driver.py")
 STAGES = ["extract", "general", "probe", "pipeline", "compact", "report"]
 SEED = int(os.environ.get("KILL_RESUME_SEED", "20260611"))  # another seed: other moments
 # kills drawn in each stage
 QUOTAS = {"extract": 5, "general": 3, "probe": 5, "pipeline": 4, "compact": 3, "report": 2}
-VOLATILE = {"created", "seconds", "fit_seconds", "finished", "status", "timings"}  # status: ran or cached
 STORE_FILES = ("activations.npy", "labels.npy", "sentence_ids.npy", "positions.npy")
 
 
@@ -139,30 +139,6 @@ def _same_tensors(a: Path, b: Path) -> bool:
     return x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
 
 
-def _numbers(run: Path) -> object:
-    """results.json with the run folder's path replaced and times dropped."""
-    text = (run / "report" / "results.json").read_text().replace(str(run), "RUN")
-
-    def strip(x):
-        if isinstance(x, dict):
-            return {k: strip(v) for k, v in x.items() if k not in VOLATILE}
-        if isinstance(x, list):
-            return [strip(v) for v in x]
-        return x
-
-    return strip(json.loads(text))
-
-
-def _differences(a: object, b: object, at: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{at}/{k}")]
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [
-            d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{at}[{i}]")
-        ]
-    return [] if a == b else [f"{at}: {str(a)[:80]} != {str(b)[:80]}"]
-
-
 def _files(run: Path) -> set[str]:
     return {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()}
 
@@ -212,7 +188,7 @@ def test_run_killed_at_random_moments_ends_as_an_uninterrupted_run(
 
     # the same files, nothing half-written or left over (temporary files, checkpoints, old folders)
     assert _files(run) == _files(clean)
-    assert not _differences(_numbers(run), _numbers(clean))
+    assert not differences(numbers(run), numbers(clean))
     for split in ("train", "dev", "test"):
         for name in STORE_FILES:
             rel = f"stores/sem-{split}/{name}"

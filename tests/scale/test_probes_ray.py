@@ -31,7 +31,6 @@ from redundancy.probe import (
 )
 from redundancy.scale import (
     EngineFamily,
-    RayEngine,
     ScaleError,
     fit_family_on_engine,
     layer_probes_on_engine,
@@ -150,18 +149,6 @@ def test_a_failing_part_is_one_line_naming_it(stores, tmp_path):
 
 
 # ------------------------------------------------------------------ on Ray
-
-
-@pytest.fixture(scope="module")
-def engine():
-    """The module's Ray cluster (2 CPUs) and an engine on it."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        with RayEngine() as e:
-            yield e
-    finally:
-        ray.shutdown()
 
 
 def test_ray_equals_layer_probes_and_the_local_engine(task, reference, engine):

@@ -14,7 +14,6 @@ from synthetic import write_store
 
 from redundancy.general import NeuronStats, accumulate, correlation_linkage, cut_tree
 from redundancy.scale import (
-    RayEngine,
     ScaleError,
     block_clusters,
     cross_blocks,
@@ -215,18 +214,6 @@ def test_block_clusters_equal_the_whole_matrixs(tmp_path):
 
 
 # ------------------------------------------------------------------ on Ray
-
-
-@pytest.fixture(scope="module")
-def engine():
-    """The module's Ray cluster (2 CPUs) and an engine on it."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        with RayEngine() as e:
-            yield e
-    finally:
-        ray.shutdown()
 
 
 @pytest.mark.parametrize(("seed", "n", "layers", "hidden", "blocks", "batch"), [CASES[1], CASES[3]])
