@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +115,30 @@ class FamilyCheckpoint:
         write_json_atomic(tmp / _INDEX, {"files": names, "sha256": sums})
         replace_dir(tmp, self.folder / key)
         self.saved += 1
+
+    def fit(
+        self,
+        train: Callable[[], list[ElasticNetProbe]],
+        probe: ElasticNetProbe,
+        X: np.ndarray,
+        y: np.ndarray,
+        feature_ranges: Sequence[Sequence[tuple[int, int]]],
+        X_dev: np.ndarray | None,
+        y_dev: np.ndarray | None,
+        columns: np.ndarray | None,
+        sample_weight: np.ndarray | None,
+        what: str = "probes",
+    ) -> list[ElasticNetProbe]:
+        """The family of these inputs: read back when saved whole, else ``train()``-ed and saved (the
+        one read-or-train step of every family fitter: local, or on an engine)."""
+        key = self.key(probe, X, y, feature_ranges, X_dev, y_dev, columns, sample_weight)
+        done = self.load(key)
+        if done is not None and len(done) == len(feature_ranges):
+            logger.info("%s: %d probes read from the checkpoint %s", what, len(done), self.folder)
+            return done
+        fitted = train()
+        self.save(key, fitted)
+        return fitted
 
     def clear(self) -> None:
         """Remove every saved family (once the stage's own results are written)."""

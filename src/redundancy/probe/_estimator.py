@@ -523,12 +523,8 @@ def fit_probe_family(
         if checkpoint is not None:
             raise ValueError("only (a part of a family) cannot be combined with a checkpoint")
     if checkpoint is not None:
-        key = checkpoint.key(probe, X, y, feature_ranges, X_dev, y_dev, columns, sample_weight)
-        done = checkpoint.load(key)
-        if done is not None and len(done) == len(feature_ranges):
-            logger.info("%s: %d probes read from the checkpoint %s", what, len(done), checkpoint.folder)
-            return done
-        fitted = fit_probe_family(
+        train = partial(
+            fit_probe_family,
             probe,
             X,
             y,
@@ -541,8 +537,7 @@ def fit_probe_family(
             progress=progress,
             what=what,
         )
-        checkpoint.save(key, fitted)
-        return fitted
+        return checkpoint.fit(train, probe, X, y, feature_ranges, X_dev, y_dev, columns, sample_weight, what)
     X = np.asarray(X)
     if columns is not None:
         columns = np.asarray(columns, dtype=np.int64)

@@ -233,29 +233,25 @@ class EngineFamily:
                 f"X of shape {X.shape} is not the train store's matrix ({store.path}: {store.n_items} items "
                 f"x {store.n_neurons} neurons)"
             )
-        key = None
-        if checkpoint is not None:
-            key = checkpoint.key(probe, X, y, feature_ranges, X_dev, y_dev, columns, sample_weight)
-            done = checkpoint.load(key)
-            if done is not None and len(done) == len(feature_ranges):
-                logger.info("%s: %d probes read from the checkpoint %s", what, len(done), checkpoint.folder)
-                return done
-        fitted = fit_family_on_engine(
-            self.train,
-            self.dev,
-            probe,
-            feature_ranges,
-            engine=self.engine,
-            n_parts=self.n_parts,
-            columns=columns,
-            stats=stats,
-            threads=self.threads,
-            what=what,
-            progress=progress,
-        )
-        if checkpoint is not None and key is not None:
-            checkpoint.save(key, fitted)
-        return fitted
+
+        def train() -> list[ElasticNetProbe]:
+            return fit_family_on_engine(
+                self.train,
+                self.dev,
+                probe,
+                feature_ranges,
+                engine=self.engine,
+                n_parts=self.n_parts,
+                columns=columns,
+                stats=stats,
+                threads=self.threads,
+                what=what,
+                progress=progress,
+            )
+
+        if checkpoint is None:
+            return train()
+        return checkpoint.fit(train, probe, X, y, feature_ranges, X_dev, y_dev, columns, sample_weight, what)
 
 
 def layer_probes_on_engine(
