@@ -1,9 +1,36 @@
-"""What two run folders must agree on: ``results.json`` without times, cache statuses and folder paths."""
+"""The tiny job of the reliability suites, and what two run folders must agree on: ``results.json``
+without times, cache statuses and folder paths."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+STAGES = ("extract", "general", "probe", "pipeline", "compact", "report")
+
+
+def write_tiny_job(run: Path, model: Path, *extract: str) -> Path:
+    """A job config beside ``run`` (every stage, SEM, 40 items per split, ``model``); ``extract``: more
+    lines of its ``[extract]`` table. Returns the config's path."""
+    lines = [
+        f'model = "{model}"',
+        'tasks = ["sem"]',
+        f"stages = {json.dumps(list(STAGES))}",
+        f'out = "{run}"',
+        "threads = 1",
+        "[extract]",
+        "max_items = 40",
+        *extract,
+        "[general]",
+        "step = 0.25",
+        "[probe]",
+        "n_seeds = 0",
+        "random_draws = 1",
+    ]
+    cfg = run.parent / f"{run.name}.toml"
+    cfg.write_text("\n".join(lines) + "\n")
+    return cfg
+
 
 # status: a stage "ran" or was "cached"; timings and seconds: wall times
 VOLATILE = frozenset({"created", "seconds", "fit_seconds", "finished", "timings", "status"})

@@ -17,32 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from run_results import differences, numbers
+from run_results import differences, numbers, write_tiny_job
 
 from redundancy.cli import main
 from redundancy.store import ActivationStore, StoreError
-
-STAGES = ["extract", "general", "probe", "pipeline", "compact", "report"]
-
-
-def _write_config(run: Path, model: Path) -> Path:
-    lines = [
-        f'model = "{model}"',
-        'tasks = ["sem"]',
-        f"stages = {json.dumps(STAGES)}",
-        f'out = "{run}"',
-        "threads = 1",
-        "[extract]",
-        "max_items = 40",
-        "[general]",
-        "step = 0.25",
-        "[probe]",
-        "n_seeds = 0",
-        "random_draws = 1",
-    ]
-    cfg = run.parent / f"{run.name}.toml"
-    cfg.write_text("\n".join(lines) + "\n")
-    return cfg
 
 
 def _run(cfg: Path, data_dir: Path) -> int:
@@ -63,7 +41,7 @@ def clean(tmp_path_factory, tiny, data_dir):
     """An undamaged run folder (never modified by the cases) and its numbers."""
     root = tmp_path_factory.mktemp("clean")
     run = root / "run"
-    assert _run(_write_config(run, tiny("bert")), data_dir) == 0
+    assert _run(write_tiny_job(run, tiny("bert")), data_dir) == 0
     return run
 
 
@@ -71,7 +49,7 @@ def _copy(clean: Path, tmp_path: Path, tiny) -> tuple[Path, Path]:
     run = tmp_path / "run"
     shutil.copytree(clean, run)
     # the records and results name the run folder; the copy runs as its own folder
-    return run, _write_config(run, tiny("bert"))
+    return run, write_tiny_job(run, tiny("bert"))
 
 
 def _flip(path: Path, offset: int | None = None, n: int = 8) -> None:
@@ -195,7 +173,7 @@ def test_records_hold_each_output_files_hash(clean):
 def test_compact_size_does_not_depend_on_the_run_folder(clean, tmp_path, tiny, data_dir):
     run = tmp_path / "a-much-longer-run-folder-name"
     shutil.copytree(clean, run)
-    cfg = _write_config(run, tiny("bert"))
+    cfg = write_tiny_job(run, tiny("bert"))
     assert _run(cfg, data_dir) == 0
     assert (
         main(["-q", "run", str(cfg), "--no-progress", "--data-dir", str(data_dir), "--force", "compact"]) == 0

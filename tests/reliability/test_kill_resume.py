@@ -25,37 +25,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from run_results import differences, numbers
+from run_results import differences, numbers, write_tiny_job
 
 DRIVER = Path(__file__).with_name("_driver.py")
-STAGES = ["extract", "general", "probe", "pipeline", "compact", "report"]
 SEED = int(os.environ.get("KILL_RESUME_SEED", "20260611"))  # another seed: other moments
 # kills drawn in each stage
 QUOTAS = {"extract": 5, "general": 3, "probe": 5, "pipeline": 4, "compact": 3, "report": 2}
 STORE_FILES = ("activations.npy", "labels.npy", "sentence_ids.npy", "positions.npy")
 
 
-def _write_config(run: Path, model: Path) -> Path:
+def _job(run: Path, tiny) -> Path:
     """The tiny job of test_corruption.py with small batches and chunks: 5 chunks per store."""
-    lines = [
-        f'model = "{model}"',
-        'tasks = ["sem"]',
-        f"stages = {json.dumps(STAGES)}",
-        f'out = "{run}"',
-        "threads = 1",
-        "[extract]",
-        "max_items = 40",
-        "batch_size = 8",
-        "chunk_items = 40",
-        "[general]",
-        "step = 0.25",
-        "[probe]",
-        "n_seeds = 0",
-        "random_draws = 1",
-    ]
-    cfg = run.parent / f"{run.name}.toml"
-    cfg.write_text("\n".join(lines) + "\n")
-    return cfg
+    return write_tiny_job(run, tiny("bert"), "batch_size = 8", "chunk_items = 40")
 
 
 class _Driver:
@@ -163,7 +144,7 @@ def uninterrupted(tmp_path_factory, tiny, data_dir, drive):
     """A run never killed (its own folder) and its recorded events."""
     run = tmp_path_factory.mktemp("uninterrupted") / "run"
     events = run.parent / "events.json"
-    cfg = _write_config(run, tiny("bert"))
+    cfg = _job(run, tiny)
     _ok(drive("run", "--out", run, "--data-dir", data_dir, "--config", cfg, "--record", events), "the run")
     return run, events
 
@@ -176,7 +157,7 @@ def test_run_killed_at_random_moments_ends_as_an_uninterrupted_run(
     events = json.loads(events_file.read_text())
     targets = _targets(events, random.Random(SEED))
     run = tmp_path / "run"
-    base = ["run", "--out", run, "--data-dir", data_dir, "--config", _write_config(run, tiny("bert"))]
+    base = ["run", "--out", run, "--data-dir", data_dir, "--config", _job(run, tiny)]
     note = tmp_path / "died.jsonl"
     codes = _chain(drive, base, targets, events_file, note)
 
