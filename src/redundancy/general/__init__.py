@@ -24,7 +24,10 @@ accumulate
     The streaming pass alone: store -> filled :class:`NeuronStats`.
 accumulate_pass, GroupedPass, StatsPart
     One pass filling the real statistics, those of random groups of sentences (kept as float32
-    :class:`StatsPart`, left out with ``NeuronStats.without``: the jackknife) and the shuffled null's.
+    :class:`StatsPart`, left out with ``NeuronStats.without``: the jackknife) and the shuffled null's;
+    ``engine=`` runs its groups on an engine's workers (``redundancy.scale``), the same numbers.
+PassGroup, accumulate_group
+    One group of that pass as a task receives it, and its accumulation (what a worker runs).
 GeneralIntervals, cluster_counts
     The jackknife intervals of both CKA matrices and of the redundant share at every threshold
     (``GeneralResult.intervals``, ``run_general(intervals=G)``); cluster counts of a tree at thresholds.
@@ -53,7 +56,9 @@ from ._result import CKAResult, GeneralIntervals, GeneralResult, NullBaseline, S
 from ._run import (
     NULLS,
     GroupedPass,
+    PassGroup,
     accumulate,
+    accumulate_group,
     accumulate_pass,
     accumulate_with_shuffled,
     cka_diagnostics,
@@ -66,7 +71,9 @@ __all__ = [
     "NULLS",
     "GeneralIntervals",
     "GroupedPass",
+    "PassGroup",
     "StatsPart",
+    "accumulate_group",
     "accumulate_pass",
     "cluster_counts",
     "REPRESENTATIVES",

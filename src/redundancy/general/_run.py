@@ -89,6 +89,77 @@ class GroupedPass:
     null: NeuronStats | None = None
 
 
+@dataclass(frozen=True)
+class PassGroup:
+    """One group of rows of :func:`accumulate_pass`, as a task receives it: small (a path, the rows,
+    the shift), so that an engine's worker can accumulate it apart (:func:`accumulate_group`).
+
+    Attributes
+    ----------
+    store : the store's folder (opened by the task: a memory map).
+    rows : the group's row indices, increasing.
+    shift : the shift every group takes its sums around (so that the partials add as they are).
+    shuffled : also accumulate the shuffled null over these rows.
+    seed, group : the shuffled null's random stream is ``default_rng([seed, 7, group])``: one per
+        group, so a group's numbers do not depend on which worker ran the others, or when.
+    window : rows per update (and per shuffling window).
+    chunk_bytes : :class:`NeuronStats`' bound on its float64 working copy.
+    name : names the group in progress and errors.
+    """
+
+    store: str
+    rows: np.ndarray
+    shift: np.ndarray
+    shuffled: bool
+    seed: int
+    group: int
+    window: int
+    chunk_bytes: int
+    name: str = "group"
+
+
+def accumulate_group(
+    group: PassGroup, counter: Counter | None = None
+) -> tuple[NeuronStats, NeuronStats | None]:
+    """Accumulate one :class:`PassGroup`: its statistics around ``group.shift`` and, with
+    ``group.shuffled``, the shuffled null's over the same rows.
+
+    With the null, the group's rows are visited in windows of ``window`` rows drawn at random
+    without replacement; the null accumulator takes each window after permuting every neuron's
+    column independently within it (see :func:`accumulate_with_shuffled`). ``counter`` (this process
+    only) is told the rows read after every window.
+    """
+    store = ActivationStore.open(group.store)
+    flat = store.activations.reshape(store.n_items, store.n_neurons)
+    rows = np.asarray(group.rows, dtype=np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= store.n_items):
+        raise ValueError(f"{group.name}: rows outside the store's {store.n_items}")
+    work = NeuronStats(store.n_layers, store.hidden, chunk_bytes=group.chunk_bytes).reset(group.shift)
+    null = None
+    rng = None
+    if group.shuffled:
+        null = NeuronStats(store.n_layers, store.hidden, chunk_bytes=group.chunk_bytes).reset(group.shift)
+        rng = np.random.default_rng([int(group.seed), 7, int(group.group)])
+        rows = rng.permutation(rows)
+    contiguous = rng is None and rows.size > 0 and rows[-1] - rows[0] + 1 == rows.size
+    for start in range(0, rows.size, group.window):
+        idx = rows[start : start + group.window]
+        if contiguous:  # a plain slice of the memory map: no gather
+            x = np.asarray(flat[idx[0] : idx[-1] + 1])
+        else:
+            if rng is not None:
+                idx = np.sort(idx)  # sorted: the memory map is read forwards
+            x = np.asarray(flat[idx])
+        work.update(x)
+        if null is not None and rng is not None:
+            cols = np.ascontiguousarray(x.T)  # one neuron per contiguous row: a fast in-place shuffle
+            rng.permuted(cols, axis=1, out=cols)
+            null.update(cols.T)
+        if counter is not None:
+            counter.update(idx.size)
+    return work, null
+
+
 def accumulate_pass(
     store: ActivationStore,
     *,
@@ -97,6 +168,7 @@ def accumulate_pass(
     seed: int = 0,
     window: int = SHUFFLE_WINDOW,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    engine: Any = None,
     progress: Progress | None = None,
 ) -> GroupedPass:
     """One pass over ``store`` filling the real statistics, those of each of ``groups`` random groups
@@ -104,52 +176,79 @@ def accumulate_pass(
     null's.
 
     The groups cost no arithmetic: every row enters exactly one group's accumulator (taken around
-    one shift), which is then added to the total and kept as a float32 :class:`StatsPart`
-    (``4 N²`` bytes per group). With ``shuffled``, the rows of each group are visited in windows of
-    ``window`` rows drawn at random without replacement; the null accumulator takes each window after
-    permuting every neuron's column independently within it (see :func:`accumulate_with_shuffled`).
+    one shift: the mean of the first ``window`` rows), which is then added to the total and kept as a
+    float32 :class:`StatsPart` (``4 N²`` bytes per group). With ``shuffled``, each group's rows are
+    visited in random windows of ``window`` rows, every neuron's column permuted independently within
+    a window for the null accumulator (:func:`accumulate_group`).
+
+    ``engine`` (optional; :mod:`redundancy.scale`'s, or anything with ``map(fn, items, names=)`` and
+    ``n_workers``): the groups are accumulated by its workers, ``n_workers`` at a time, and merged
+    here in group order, as in this process: the same numbers to the bit. Without groups or the
+    null, the rows are cut into ``2 n_workers`` contiguous blocks instead (equal to the plain pass
+    to rounding). The store must be at the same path for every worker.
     """
     if isinstance(window, bool) or not isinstance(window, int) or window < 2:
         raise ValueError(f"window must be an int >= 2, got {window!r}")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 0:
         raise ValueError(f"groups must be a non-negative int, got {groups!r}")
-    if groups < 2 and not shuffled:
+    plain = groups < 2 and not shuffled
+    if plain and engine is None:
         return GroupedPass(accumulate(store, batch_size=window, chunk_bytes=chunk_bytes, progress=progress))
     m = store.manifest
     n, N = store.n_items, store.n_neurons
     what = f"general {m.task}/{m.split}" + (" (+ shuffled null)" if shuffled else "")
     counter = Counter(progress, what, n, "item")
+    if n == 0:
+        return GroupedPass(NeuronStats(store.n_layers, store.hidden, chunk_bytes=chunk_bytes))
     flat = store.activations.reshape(n, N)
-    rng = np.random.default_rng([int(seed), 7])
     if groups >= 2:
         of_item = sentence_groups(store.sentence_ids, groups, seed)
         members = [np.flatnonzero(of_item == g) for g in range(groups)]
+    elif plain:  # engine: contiguous row blocks
+        k = max(1, min(n, 2 * int(engine.n_workers)))
+        edges = [n * i // k for i in range(k + 1)]
+        members = [np.arange(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
     else:
         members = [np.arange(n)]
-    shift = np.asarray(flat[: min(n, window)]).mean(axis=0, dtype=np.float64) if n else None
-    total = NeuronStats(store.n_layers, store.hidden, chunk_bytes=chunk_bytes)
-    work = NeuronStats(store.n_layers, store.hidden, chunk_bytes=chunk_bytes) if groups >= 2 else total
-    null = NeuronStats(store.n_layers, store.hidden, chunk_bytes=chunk_bytes) if shuffled else None
+    shift = np.asarray(flat[: min(n, window)]).mean(axis=0, dtype=np.float64)
+    path = str(Path(store.path).resolve())
+    specs = [
+        PassGroup(path, rows, shift, shuffled, int(seed), g, window, chunk_bytes, f"{what} rows group {g}")
+        for g, rows in enumerate(members)
+    ]
+    total: NeuronStats | None = None
+    null: NeuronStats | None = None
     parts: list[StatsPart] = []
-    for rows in members:
-        work.reset(shift)
-        if shuffled:
-            rows = rng.permutation(rows)
-        for start in range(0, rows.size, window):
-            idx = rows[start : start + window]
-            if shuffled:
-                idx = np.sort(idx)  # sorted: the memory map is read forwards
-            x = np.asarray(flat[idx])
-            work.update(x)
-            if null is not None:
-                cols = np.ascontiguousarray(x.T)  # one neuron per contiguous row: a fast in-place shuffle
-                rng.permuted(cols, axis=1, out=cols)
-                null.update(cols.T)
-            counter.update(idx.size)
-        if work is not total and work.n_items:
+    for work, null_g in _group_results(specs, engine, counter):
+        if groups >= 2 and work.n_items:
             parts.append(work.part())
+        if total is None:  # an engine's results may be read-only (Ray's object store): copied
+            total = work if engine is None else work.copy()
+        else:
             total.merge(work)
+        if null_g is not None:
+            if null is None:
+                null = null_g if engine is None else null_g.copy()
+            else:
+                null.merge(null_g)
+    assert total is not None
     return GroupedPass(total, tuple(parts), null)
+
+
+def _group_results(specs: Sequence[PassGroup], engine: Any, counter: Counter) -> Any:
+    """Each group's ``(stats, null)``, in group order: here, or ``engine.n_workers`` at a time on
+    the engine (so that at most that many partials wait here)."""
+    if engine is None:
+        for spec in specs:
+            yield accumulate_group(spec, counter)
+        return
+    wave = max(1, int(engine.n_workers))
+    for i in range(0, len(specs), wave):
+        batch = list(specs[i : i + wave])
+        results = engine.map(accumulate_group, batch, names=[s.name for s in batch])
+        for spec, res in zip(batch, results, strict=True):
+            counter.update(int(spec.rows.size))
+            yield res
 
 
 def accumulate_with_shuffled(
@@ -313,6 +412,7 @@ def run_general(
     intervals: int = 0,
     level: float = DEFAULT_LEVEL,
     interval_bytes: int = INTERVAL_BYTES,
+    engine: Any = None,
     progress: Progress | None = None,
 ) -> GeneralResult:
     """General redundancy of one store: neuron correlations, layer CKA and the clustering sweep.
@@ -363,6 +463,11 @@ def run_general(
         Coverage of the intervals.
     interval_bytes : int
         Memory the groups' sums may take (default :data:`INTERVAL_BYTES`, 4 GiB).
+    engine : optional
+        Run the passes (the store's and the random-init null's) on an engine's workers
+        (:func:`accumulate_pass`; e.g. ``redundancy.scale.make_engine(...)``, started): the same
+        numbers to the bit with groups or the shuffled null, to rounding without. The analysis after
+        the pass runs here.
     progress : :class:`redundancy._progress.Progress`, optional
         Told the number of items read so far (cumulative), after every batch.
 
@@ -406,7 +511,13 @@ def run_general(
     )
     groups = _interval_groups(intervals, level, opened, interval_bytes)
     passed = accumulate_pass(
-        opened, groups=groups, shuffled="shuffled" in nulls, seed=seed, window=batch_size, progress=progress
+        opened,
+        groups=groups,
+        shuffled="shuffled" in nulls,
+        seed=seed,
+        window=batch_size,
+        engine=engine,
+        progress=progress,
     )
     stats, null_stats, parts = passed.stats, passed.null, passed.parts
     seconds["pass"] = time.perf_counter() - t0
@@ -472,7 +583,7 @@ def run_general(
             f"{rm.model}: the same architecture with random weights (sha256 {rm.weights_sha256[:12]})"
         )
         cut = {"representative": representative, "random_state": seed}
-        rstats = accumulate(rs, batch_size=batch_size, progress=progress)
+        rstats = accumulate_pass(rs, window=batch_size, engine=engine, progress=progress).stats
         null_results.append(_null_baseline("random-init", description, rstats, ts, layer_of, **cut))
         del rstats
         seconds["nulls"] = seconds.get("nulls", 0.0) + time.perf_counter() - t5

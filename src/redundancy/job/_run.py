@@ -111,7 +111,8 @@ class _Job:
 
     @property
     def on_ray(self) -> bool:
-        """Whether the extraction runs on Ray (``[engine] kind = "ray"``)."""
+        """Whether the distributable work runs on Ray (``[engine] kind = "ray"``): the extraction,
+        the general stage's passes and the probe stage's layer family."""
         return self.compute.engine.kind == "ray"
 
     def engine(self):
@@ -475,6 +476,7 @@ def _general(job: _Job, a: _Analysis) -> list[Path]:
         null_stores=null_stores,
         intervals=job.config.rigour.general_groups,
         level=job.config.rigour.level,
+        engine=job.engine() if job.on_ray else None,  # the passes' groups on the workers
         progress=job.progress,
     )
     return [out]  # general.json, linkage.npy and the figures
@@ -525,6 +527,7 @@ def _probe(job: _Job, a: _Analysis) -> list[Path]:
         save_incremental=out / "incremental",
         control_words=_control_words(job, a) if job.config.rigour.selectivity else None,
         control_seed=job.config.seed,
+        fit_family=_engine_family(job, a),
         progress=job.progress,
     )
     if p.sweep_thresholds:
@@ -541,6 +544,18 @@ def _probe(job: _Job, a: _Analysis) -> list[Path]:
     checkpoint.clear()
     layers = [out / "incremental" / incremental_file(i) for i in range(result.n_layers)]
     return [out / "probe.json", out / "oracle.safetensors", *layers]
+
+
+def _engine_family(job: _Job, a: _Analysis) -> Any:
+    """On Ray, the layer family's trainer (``redundancy.scale.EngineFamily``: the family cut into one
+    part per worker, each reading the stores itself); None (this process) otherwise."""
+    if not job.on_ray:
+        return None
+    from ..scale import EngineFamily
+
+    engine = job.engine()
+    train, dev = (_store_dir(job, a.label, s) for s in ("train", "dev"))
+    return EngineFamily(train, dev, engine=engine, n_parts=engine.n_workers)
 
 
 def _sweep(job: _Job, a: _Analysis, task: Any, probe: Any, result: Any) -> Any:

@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,6 +165,7 @@ def run_task_redundancy(
     metric: str | None = None,
     control_words: Mapping[str, Sequence[str]] | None = None,
     control_seed: int = 0,
+    fit_family: Callable[..., list[ElasticNetProbe]] | None = None,
     progress: Progress | None = None,
 ) -> TaskRedundancyResult:
     """The whole task-specific analysis of one task: oracle, layer-wise and incremental probes,
@@ -205,6 +206,9 @@ def run_task_redundancy(
     control_words : the labelled items' word forms per split (``train``, ``dev``, ``test``; see
         :func:`item_words`): also train the same layer family and the minimal set on the control task
         of Hewitt & Liang (seed ``control_seed``) and report every probe's selectivity.
+    fit_family : trains the layer family (per-layer, incremental, oracle) instead of
+        :func:`fit_probe_family` (same arguments): e.g. ``redundancy.scale.EngineFamily``, which
+        splits it over an engine's workers.
     progress : a :class:`redundancy._progress.Progress`, called with each experiment's name.
     """
     probe = ElasticNetProbe() if probe is None else probe
@@ -215,7 +219,7 @@ def run_task_redundancy(
         raise ValueError(f"n_random must be >= 1 for the controls, got {n_random}")
     timings = {"load": task.load_seconds}
     with _timed(timings, "layers"):
-        layers = layer_probes(task, probe, progress=progress)
+        layers = layer_probes(task, probe, progress=progress, fit_family=fit_family)
     _log_layers(task, layers, timings["layers"])
     if save_oracle is not None:
         Path(save_oracle).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,98 @@
+"""``redundancy run CONFIG`` in this process and with ``--engine ray``, compared (not a test).
+
+Runs the job twice from nothing into ``OUT/local`` and ``OUT/ray`` (or compares two finished run
+folders with ``--compare-only``), then compares every number of the two ``report/results.json``
+(times, dates and rates left out): how many are equal to the bit, the largest absolute and relative
+difference of the others and where they are, and whether every score (accuracy, F1, correlation)
+is equal. Prints the two wall times and their ratio.
+
+What runs where on Ray (docs/scaling.md): the extraction's chunks, the general stage's passes (the
+jackknife groups and the shuffled null's windows: the same bits; the random-init null's pass in row
+blocks: equal to rounding) and the probe stage's layer family (in parts: equal to float32 rounding).
+
+Usage: ``python bench/run_ray.py CONFIG --out DIR [--num-cpus 2] [--compare-only] [--top 20]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SKIP = ("second", "time", "timing", "created", "rate", "per_s", "finished", "status")
+SCORES = ("/dev", "/test", "/score", "/accuracy", "/f1", "/oracle_share", "/share_of_oracle")
+
+
+def numbers(value: object, path: str = "") -> dict[str, float]:
+    """Every number of a results.json by its path (the :data:`SKIP` keys left out)."""
+    if isinstance(value, dict):
+        out: dict[str, float] = {}
+        for k, v in value.items():
+            if not any(w in k for w in SKIP):
+                out.update(numbers(v, f"{path}/{k}"))
+        return out
+    if isinstance(value, list):
+        return {k: v for i, item in enumerate(value) for k, v in numbers(item, f"{path}[{i}]").items()}
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return {}
+    return {path: float(value)}
+
+
+def compare(a: Path, b: Path, top: int = 20) -> dict:
+    """The comparison of two run folders' results.json (see the module's docstring)."""
+    na, nb = (numbers(json.loads((r / "report" / "results.json").read_text())) for r in (a, b))
+    only = sorted(set(na) ^ set(nb))
+    common = sorted(set(na) & set(nb))
+    equal = [k for k in common if na[k] == nb[k] or (math.isnan(na[k]) and math.isnan(nb[k]))]
+    differ = [k for k in common if k not in set(equal)]
+    rel = {k: abs(na[k] - nb[k]) / max(abs(na[k]), abs(nb[k])) for k in differ}
+    scores = [k for k in common if k.endswith(SCORES)]
+    worst = sorted(differ, key=lambda k: -rel[k])[:top]
+    return {
+        "numbers": len(common),
+        "only_in_one": only[:top],
+        "equal_to_the_bit": len(equal),
+        "differing": len(differ),
+        "max_abs_difference": max((abs(na[k] - nb[k]) for k in differ), default=0.0),
+        "max_rel_difference": max(rel.values(), default=0.0),
+        "scores": len(scores),
+        "scores_differing": [k for k in scores if k in set(differ)][:top],
+        "largest": [{"path": k, "a": na[k], "b": nb[k], "rel": rel[k]} for k in worst],
+    }
+
+
+def run(config: Path, out: Path, engine: str, num_cpus: int | None) -> float:
+    cmd = [sys.executable, "-m", "redundancy", "run", str(config), "--out", str(out), "--engine", engine]
+    if engine == "ray" and num_cpus:
+        cmd += ["--num-cpus", str(num_cpus)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("config", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--num-cpus", type=int, default=None)
+    ap.add_argument("--compare-only", action="store_true")
+    ap.add_argument("--top", type=int, default=20)
+    args = ap.parse_args(argv)
+    walls = {}
+    if not args.compare_only:
+        for engine in ("local", "ray"):
+            walls[engine] = run(args.config, args.out / engine, engine, args.num_cpus)
+    result = compare(args.out / "local", args.out / "ray", args.top)
+    if walls:
+        result["wall_seconds"] = walls
+        result["ray_over_local"] = walls["ray"] / walls["local"]
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
