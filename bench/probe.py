@@ -18,7 +18,9 @@ The paper side's minimal-set search gets a time budget (``--paper-budget``, defa
 it runs out, the remaining retrains up to the fast solver's k are extrapolated from the measured
 per-probe times (a linear fit of seconds against k) and the output says so.
 
-Usage: ``python bench/probe.py --train DIR --dev DIR --test DIR [--threads 1] [--out DIR]``
+Usage: ``python bench/probe.py --train DIR --dev DIR --test DIR [--threads 1] [--out DIR]
+[--oracle-only]`` (``--oracle-only``: part 2 alone, e.g. at 9,984 neurons where the whole paper-side
+analysis does not fit a session).
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ def main() -> None:
     ap.add_argument("--delta", type=float, default=1.0)
     ap.add_argument("--out", help="folder for the two full results (JSON)")
     ap.add_argument("--reuse-paper", help="folder of an earlier --out: reuse its paper-solver side")
+    ap.add_argument(
+        "--oracle-only", action="store_true", help="only the single oracle probe, each solver (part 2)"
+    )
     args = ap.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -137,6 +142,9 @@ def main() -> None:
         "test_accuracy_points_fast_minus_paper": 100 * (fast1["test_accuracy"] - paper1["test_accuracy"]),
     }
     print(json.dumps({"single_oracle": out["single_oracle"]}), file=sys.stderr, flush=True)
+    if args.oracle_only:
+        print(json.dumps(out, indent=1))
+        return
 
     # 1. the whole analysis, fast then paper
     fast = run_task_redundancy(task, probe=ElasticNetProbe(solver="fast"), delta=args.delta, controls=False)

@@ -48,7 +48,9 @@ def compare(a: Path, b: Path, top: int = 20) -> dict:
     only = sorted(set(na) ^ set(nb))
     common = sorted(set(na) & set(nb))
     equal = [k for k in common if na[k] == nb[k] or (math.isnan(na[k]) and math.isnan(nb[k]))]
-    differ = [k for k in common if k not in set(equal)]
+    same = set(equal)
+    differ = [k for k in common if k not in same]
+    differs = set(differ)
     rel = {k: abs(na[k] - nb[k]) / max(abs(na[k]), abs(nb[k])) for k in differ}
     scores = [k for k in common if k.endswith(SCORES)]
     worst = sorted(differ, key=lambda k: -rel[k])[:top]
@@ -60,7 +62,7 @@ def compare(a: Path, b: Path, top: int = 20) -> dict:
         "max_abs_difference": max((abs(na[k] - nb[k]) for k in differ), default=0.0),
         "max_rel_difference": max(rel.values(), default=0.0),
         "scores": len(scores),
-        "scores_differing": [k for k in scores if k in set(differ)][:top],
+        "scores_differing": [k for k in scores if k in differs][:top],
         "largest": [{"path": k, "a": na[k], "b": nb[k], "rel": rel[k]} for k in worst],
     }
 
