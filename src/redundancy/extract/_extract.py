@@ -152,6 +152,23 @@ class StorePlan:
         """How many store rows chunk ``chunk_id`` fills."""
         return sum(self.segments[i].n_rows for b in self.chunks[chunk_id] for i in b)
 
+    def result(self, store: str | Path, computed: int, rows: int, seconds: float) -> ExtractResult:
+        """The :class:`ExtractResult` of extracting this plan into ``store``: ``computed`` chunks of
+        ``rows`` rows in all were computed (the others were committed before) in ``seconds``."""
+        m = self.manifest
+        return ExtractResult(
+            store=str(store),
+            n_items=m.n_items,
+            n_sentences=m.n_sentences,
+            n_layers=m.n_layers,
+            hidden=m.hidden,
+            n_chunks=self.n_chunks,
+            chunks_computed=computed,
+            seconds=round(seconds, 3),
+            items_per_s=round(rows / seconds, 1) if seconds > 0 else 0.0,
+            stats=self.stats.to_dict(),
+        )
+
 
 def _chunks(batches: list[list[int]], segments: list[Segment], chunk_items: int) -> list[list[list[int]]]:
     chunks: list[list[list[int]]] = []
@@ -424,16 +441,4 @@ def _extract(
                 if pending is not None:
                     pending.result()
             writer.finalize()
-    secs = time.perf_counter() - t0
-    return ExtractResult(
-        store=str(out),
-        n_items=n_items,
-        n_sentences=len(data.items),
-        n_layers=lm.n_layers,
-        hidden=lm.hidden,
-        n_chunks=sp.n_chunks,
-        chunks_computed=computed,
-        seconds=round(secs, 3),
-        items_per_s=round(n_computed / secs, 1) if secs > 0 else 0.0,
-        stats=sp.stats.to_dict(),
-    )
+    return sp.result(out, computed, n_computed, time.perf_counter() - t0)

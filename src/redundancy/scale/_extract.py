@@ -170,16 +170,4 @@ def _fill(
                     n_computed += len(items)
                     computed += 1
             writer.finalize()
-    secs = time.perf_counter() - t0
-    return ExtractResult(
-        store=str(out),
-        n_items=m.n_items,
-        n_sentences=m.n_sentences,
-        n_layers=m.n_layers,
-        hidden=m.hidden,
-        n_chunks=sp.n_chunks,
-        chunks_computed=computed,
-        seconds=round(secs, 3),
-        items_per_s=round(n_computed / secs, 1) if secs > 0 else 0.0,
-        stats=sp.stats.to_dict(),
-    )
+    return sp.result(out, computed, n_computed, time.perf_counter() - t0)
