@@ -239,7 +239,7 @@ def _restrict(layout: _Layout, keep: Sequence[int]) -> _Layout:
     is computed over exactly the blocks it had in the whole family (float32 sums over other blocks
     would round differently) and a part of a family trains the same probes as the whole family.
 
-    A block keeps its way of adding into the logits too: an in-place ``addmm_`` where its probes
+    A block keeps its way of adding into the logits too: an in-place add into a slice where its probes
     were consecutive in the whole family (they stay so), else a product added afterwards
     (``index_add_``), also where the kept probes happen to be consecutive; the two round
     differently once a block is wider than BLAS's inner blocking (~256 columns)."""
@@ -329,7 +329,7 @@ def _logits(
     xb: torch.Tensor, layout: _Layout, Wraw: list[torch.Tensor], shift: torch.Tensor, K: int
 ) -> torch.Tensor:
     """Every probe's logits on the rows ``xb``: (B, P, K). A block whose probes are consecutive adds
-    its product in place into their slice (``addmm_``); the others scatter theirs into their slots."""
+    its product in place into their slice; the others scatter theirs into their slots."""
     B, P = xb.shape[0], layout.n_probes
     logits = shift.view(1, -1).expand(B, P * K).clone()
     for j, (a, b) in enumerate(layout.bounds):
