@@ -241,8 +241,8 @@ def _restrict(layout: _Layout, keep: Sequence[int]) -> _Layout:
 
     A block keeps its way of adding into the logits too: an in-place add into a slice where its probes
     were consecutive in the whole family (they stay so), else a product added afterwards
-    (``index_add_``), also where the kept probes happen to be consecutive; the two round
-    differently once a block is wider than BLAS's inner blocking (~256 columns)."""
+    (``index_add_``), also where the kept probes happen to be consecutive (the two rounded
+    differently when the first was an ``addmm_``; both now add the same product, :func:`_xw`)."""
     new_of = {int(p): i for i, p in enumerate(keep)}
     bounds, members, masks, spans = [], [], [], []
     probe_blocks: list[list[int]] = [[] for _ in keep]
