@@ -47,9 +47,7 @@ def compare(a: Path, b: Path, top: int = 20) -> dict:
     na, nb = (numbers(json.loads((r / "report" / "results.json").read_text())) for r in (a, b))
     only = sorted(set(na) ^ set(nb))
     common = sorted(set(na) & set(nb))
-    equal = [k for k in common if na[k] == nb[k] or (math.isnan(na[k]) and math.isnan(nb[k]))]
-    same = set(equal)
-    differ = [k for k in common if k not in same]
+    differ = [k for k in common if not (na[k] == nb[k] or (math.isnan(na[k]) and math.isnan(nb[k])))]
     differs = set(differ)
     rel = {k: abs(na[k] - nb[k]) / max(abs(na[k]), abs(nb[k])) for k in differ}
     scores = [k for k in common if k.endswith(SCORES)]
@@ -57,7 +55,7 @@ def compare(a: Path, b: Path, top: int = 20) -> dict:
     return {
         "numbers": len(common),
         "only_in_one": only[:top],
-        "equal_to_the_bit": len(equal),
+        "equal_to_the_bit": len(common) - len(differ),
         "differing": len(differ),
         "max_abs_difference": max((abs(na[k] - nb[k]) for k in differ), default=0.0),
         "max_rel_difference": max(rel.values(), default=0.0),

@@ -684,7 +684,7 @@ def fit_fista(
     # those of the last two iterates (one product per iteration saved: about 2 passes over the data
     # per iteration instead of 3)
     Zx = logits(x)
-    z, Zz, t, L = x.clone(), Zx.clone(), 1.0, 1.0
+    z, Zz, t, L = x.clone(), Zx, 1.0, 1.0
     F_old = smooth(x, Zx, False)[0] + penalty(x)
     watch = early_stopping and X_dev is not None and y_dev is not None and len(y_dev) > 0
     if watch:
