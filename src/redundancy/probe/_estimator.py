@@ -511,8 +511,8 @@ def fit_probe_family(
     ``only`` (increasing indices into ``feature_ranges``; not with ``checkpoint``): train just those
     probes as the whole family would (the same batches, step sizes and column blocks), and return
     them in that order: parts of one family can be trained apart (in parallel, on other machines:
-    :mod:`redundancy.scale`) and give the whole family's probes, to float32 rounding (two kernels
-    round by an element's place in its row; ``docs/scaling.md``, "Probes on Ray").
+    :mod:`redundancy.scale`) and give the whole family's probes to the bit, when run in as many torch
+    threads as the whole family (``docs/scaling.md``, "Probes on Ray").
     """
     if only is not None:
         only = [int(i) for i in only]

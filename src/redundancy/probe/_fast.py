@@ -35,6 +35,10 @@ Why it is fast (measured on MiniLM EWT POS, 150k words x 2,688 neurons x 49 tags
 * **Thin products in the fast orientation** (:func:`_xw`, :func:`_xtg`): a probe of a binary task
   multiplies the data by 2 columns, where the CPU BLAS is up to 18x below memory speed in one
   orientation and at it in the other.
+* **A probe's numbers do not depend on its neighbours** in the minibatch family: products padded to
+  :data:`MIN_PRODUCT_COLUMNS`, position-independent column sums (:func:`_column_sums`) and rank-1
+  corrections, evaluation chunks sized by the whole family; so parts of a family (``only``)
+  trained apart equal the whole family to the bit (at equal thread counts).
 
 Objective (per probe; ``w_i`` are class weights, 1 by default; ``W`` on the standardised scale):
 
@@ -139,6 +143,7 @@ class _Layout:
     spans: list[tuple[int, int] | None] = field(default_factory=list)  # per block: its probes lo..hi-1
     # when they are consecutive (then its logits and gradients are slices of the family's: no
     # scatter or gather per step), else None
+    family_size: int = 0  # probes of the whole family (a part of it, :func:`_restrict`, has fewer)
 
 
 BLOCK_COST_FLOPS = 3e7
@@ -158,22 +163,59 @@ def merge_cost(batch: int, n_outputs: int) -> int:
     return max(16, int(BLOCK_COST_FLOPS / (4 * max(batch, 1) * max(n_outputs, 1))))
 
 
-def _xw(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+# The CPU BLAS (MKL) computes a product with fewer than this many output columns by another kernel,
+# which rounds differently: a probe's logits or gradient in a family would then depend on how many
+# other probes share its block (measured: 1-3 columns differ from the same columns of a wider
+# product, 4 and more never), and a family trained in parts (``only``) would not equal the whole.
+MIN_PRODUCT_COLUMNS = 4
+
+
+def _pad_columns(m: torch.Tensor) -> torch.Tensor:
+    k = m.shape[1]
+    if k >= MIN_PRODUCT_COLUMNS:
+        return m
+    return torch.cat([m, m.new_zeros(m.shape[0], MIN_PRODUCT_COLUMNS - k)], 1)
+
+
+def _xw(x: torch.Tensor, w: torch.Tensor, *, pad: bool = False) -> torch.Tensor:
     """``x @ w`` computed as ``(w^T x^T)^T`` (a view of the same numbers, rounded differently).
 
     Why not ``x @ w``: for a thin ``w`` (2-10 outputs: a binary task, one probe of a block) the
     CPU BLAS's kernel for this orientation runs 2-3x below memory speed, the transposed one at it
     (measured, 1 thread, 5,000 x 9,984 float32 times 9,984 x 2: 60 ms vs 30 ms; 512 x 768 x 2:
     0.47 vs 0.18 ms); from about 20 outputs on both run at the same speed, and for one output
-    (a regression probe: a matrix-vector product) the plain form is as fast (``bench/thin_products.py``)."""
-    return x @ w if w.shape[1] == 1 else (w.T @ x.T).T
+    (a regression probe: a matrix-vector product) the plain form is 2.5x faster than a padded
+    product (``bench/thin_products.py``).
+
+    ``pad`` (the family solver): ``w`` padded with zero columns to :data:`MIN_PRODUCT_COLUMNS`, one
+    output included, so that each column rounds the same however many columns the product has."""
+    k = w.shape[1]
+    if pad:
+        return (_pad_columns(w).T @ x.T).T[:, :k]
+    return x @ w if k == 1 else (w.T @ x.T).T
 
 
-def _xtg(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+def _xtg(x: torch.Tensor, g: torch.Tensor, *, pad: bool = False) -> torch.Tensor:
     """``x^T @ g`` (the weights' gradient) computed as ``(g^T x)^T``: for a thin ``g`` the BLAS's
     transposed-operand kernel is up to 18x slower (5,000 x 9,984 by 2 columns: 357 ms vs 19 ms;
-    512 x 768 x 2: 0.47 vs 0.06 ms), see :func:`_xw`."""
-    return x.T @ g if g.shape[1] == 1 else (g.T @ x).T
+    512 x 768 x 2: 0.47 vs 0.06 ms); ``pad`` and one output as in :func:`_xw`."""
+    k = g.shape[1]
+    if pad:
+        return (_pad_columns(g).T @ x).T[:, :k]
+    return x.T @ g if k == 1 else (g.T @ x).T
+
+
+def _column_sums(g: torch.Tensor) -> torch.Tensor:
+    """``g.sum(0)`` as the row sums of ``g``'s transpose: each column summed the same way wherever
+    it falls in ``g``.
+
+    Why: the probes of a family trained in parts (``only``, :mod:`redundancy.scale`) sit at other
+    column positions of the gradient than in the whole family, and torch's column sum rounds a
+    column differently in its vectorised body and in its remainder (likewise MKL's rank-1 update
+    ``addr_``, hence ``sub_(outer(...))``: one rounding of each product, one of the difference).
+    With both, a part's probes equal the whole family's to the bit (``tests/scale/test_probes_ray.py``);
+    the transposed copy costs one pass over ``g``, small beside the weights' gradient product."""
+    return g.T.contiguous().sum(1)
 
 
 def _layout(families: Sequence[Ranges], n_cols: int, max_waste: int = 64) -> _Layout:
@@ -230,7 +272,7 @@ def _layout(families: Sequence[Ranges], n_cols: int, max_waste: int = 64) -> _La
         members.append(torch.tensor(users, dtype=torch.int64))
         masks.append(None if bool(mask.all()) else mask)
     spans = [_span(m) for m in members]
-    return _Layout(bounds, members, masks, probe_blocks, len(families), spans)
+    return _Layout(bounds, members, masks, probe_blocks, len(families), spans, len(families))
 
 
 def _restrict(layout: _Layout, keep: Sequence[int]) -> _Layout:
@@ -258,7 +300,7 @@ def _restrict(layout: _Layout, keep: Sequence[int]) -> _Layout:
         sub = None if mask is None else mask[:, slots].contiguous()
         masks.append(None if sub is None or bool(sub.all()) else sub)
         spans.append(None if layout.spans[j] is None else _span(members[-1]))
-    return _Layout(bounds, members, masks, probe_blocks, len(keep), spans)
+    return _Layout(bounds, members, masks, probe_blocks, len(keep), spans, layout.family_size)
 
 
 def _span(members: torch.Tensor) -> tuple[int, int] | None:
@@ -295,8 +337,10 @@ def _family_predict(
     """Predictions of every probe: (n, P) class ids or values (``columns``: the family's columns
     of ``X``, gathered per chunk)."""
     P = layout.n_probes
-    # rows per chunk: at most ~4M logits (16 MB), so the argmax reads them from cache
-    chunk = max(256, min(chunk, (1 << 22) // max(P * n_out, 1)))
+    # rows per chunk: at most ~4M logits (16 MB) of the whole family, so the argmax reads them from
+    # cache; a part of the family takes the whole family's chunks (a product of under ~10 rows, a
+    # short last chunk, rounds differently: the part's predictions would not be the whole's)
+    chunk = max(256, min(chunk, (1 << 22) // max(max(layout.family_size, P) * n_out, 1)))
     out = torch.empty((X.shape[0], P), dtype=torch.float32 if regression else torch.int64)
     Wraw = [w * inv[a:b, None] for w, (a, b) in zip(W, layout.bounds, strict=True)]
     shift = _shifted_bias(layout, W, bias, mu * inv, n_out)
@@ -335,9 +379,9 @@ def _logits(
     for j, (a, b) in enumerate(layout.bounds):
         span = layout.spans[j]
         if span is not None:
-            logits[:, span[0] * K : span[1] * K].add_(_xw(xb[:, a:b], Wraw[j]))
+            logits[:, span[0] * K : span[1] * K].add_(_xw(xb[:, a:b], Wraw[j], pad=True))
         else:
-            z = _xw(xb[:, a:b], Wraw[j])
+            z = _xw(xb[:, a:b], Wraw[j], pad=True)
             logits.view(B, P, K).index_add_(1, layout.members[j], z.view(B, -1, K))
     return logits.view(B, P, K)
 
@@ -495,7 +539,7 @@ def fit_family_minibatch(
             G *= (swt[idx] / B).view(B, 1, 1)
             scale_b = 1.0
         G2 = G.view(B, P * K)
-        gsum = G2.sum(0)
+        gsum = _column_sums(G2)
         step += 1
         decay = 1.0 - (step - 1) / total  # linear decay to 0; each probe's own step size times this
         c1, c2 = 1.0 - BETA1**step, 1.0 - BETA2**step
@@ -512,8 +556,8 @@ def fit_family_minibatch(
             else:
                 Gj = G[:, layout.members[j]].reshape(B, -1)
                 sj = gsum.view(P, K)[layout.members[j]].reshape(-1)
-            gW[j].copy_(_xtg(xb[:, a:b], Gj))
-            gW[j].addr_(mu[a:b], sj, alpha=-1.0)
+            gW[j].copy_(_xtg(xb[:, a:b], Gj, pad=True))
+            gW[j].sub_(torch.outer(mu[a:b], sj))  # not addr_: see _column_sums
         # back to the standardised scale; columns a probe does not use get no gradient (nor Adam state)
         gflat.mul_(inv_used_b if scale_b == 1.0 / batch_size else inv_used * scale_b)
         if l2:

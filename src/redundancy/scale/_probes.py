@@ -5,7 +5,8 @@ each probe is trained as it would be alone (the same batches, its own step size 
 stopping), so the family can be cut into parts trained apart. Each part is one task that opens
 the stores itself (:func:`redundancy.probe.load_probe_task`: memory maps) and trains its probes
 with ``only=`` (the whole family's column blocks, the same seed): the probes equal the whole
-family's to float32 rounding (see ``docs/scaling.md``, "Probes on Ray", for why not to the bit).
+family's to the bit when both run in the same number of torch threads (each task runs ``threads``,
+default 1; ``docs/scaling.md``, "Probes on Ray", says what it takes and when threads matter).
 
 * :func:`fit_family_on_engine`: one family, any feature sets.
 * :class:`EngineFamily`: that as a drop-in ``fit_family`` for :func:`redundancy.probe.layer_probes`
