@@ -1,7 +1,8 @@
 """The general stage's pass on an engine (``accumulate_pass(engine=...)``, ``run_general(engine=...)``):
 with jackknife groups or the shuffled null, each group is one task and the partials are merged in
 group order here, so the local engine and a local Ray cluster (``ray.init(num_cpus=2)``) give the
-in-process pass's numbers to the bit; without them, row blocks give the plain pass's to 1e-12."""
+in-process pass's numbers to the bit; without them, the rows are cut into blocks (``blocks=``, as
+``run_general`` does: the same bits here and there; or 2 per worker: the plain pass's to 1e-12)."""
 
 from __future__ import annotations
 
@@ -82,10 +83,18 @@ def test_plain_pass_on_an_engine_is_the_plain_pass_to_rounding(tmp_path):
     store = make_store(tmp_path / "s", 8, 1001, 2, 6)
     with LocalEngine() as engine:
         got = accumulate_pass(store, window=100, engine=engine)
+        blocked = accumulate_pass(store, window=100, engine=engine, blocks=5)
     assert got.parts == () and got.null is None
     ref = accumulate(store, batch_size=100)
     assert_close_state(got.stats, ref)
     assert_close_results(got.stats, ref)
+    # fixed blocks: the same bits here as on the engine, and the plain pass to rounding
+    _same_pass(blocked, accumulate_pass(store, window=100, blocks=5))
+    assert not np.array_equal(blocked.stats.copy().compute().correlation, ref.copy().compute().correlation)
+    assert_close_results(blocked.stats, ref)
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="blocks must be a positive int"):
+            accumulate_pass(store, window=100, blocks=bad)
 
 
 def test_a_group_outside_the_store_is_refused(tmp_path):
@@ -103,14 +112,26 @@ def _general_numbers(folder):
     return doc
 
 
-def test_run_general_on_an_engine_writes_the_same_result(tmp_path):
+class _ThreeWorkers(LocalEngine):
+    """The local engine, claiming 3 workers (the pass's blocks must not depend on them)."""
+
+    n_workers = 3
+
+
+@pytest.mark.parametrize(("nulls", "intervals"), [(("shuffled", "random-init"), 4), (("random-init",), 0)])
+def test_run_general_on_an_engine_writes_the_same_result(tmp_path, nulls, intervals):
+    """Also the passes without groups (the random-init null's; the store's without intervals or the
+    shuffled null): cut into the same row blocks here and on the engine."""
     store = make_store(tmp_path / "s", 5, 400, 3, 4)
-    kw = {"step": 0.25, "nulls": ("shuffled",), "intervals": 4, "figures": False}
+    random_init = make_store(tmp_path / "r", 6, 400, 3, 4)
+    kw = {"step": 0.25, "nulls": nulls, "intervals": intervals, "figures": False}
+    kw["null_stores"] = {"random-init": random_init}
     run_general(store, tmp_path / "here", **kw)
-    with LocalEngine() as engine:
+    with _ThreeWorkers() as engine:
         run_general(store, tmp_path / "engine", engine=engine, **kw)
     here, there = _general_numbers(tmp_path / "here"), _general_numbers(tmp_path / "engine")
-    assert here == there and here["intervals"]["n_groups"] == 4
+    assert here == there and [n["kind"] for n in here["nulls"]] == list(nulls)
+    assert (here["intervals"] or {}).get("n_groups", 0) == intervals
     linkage = [(tmp_path / d / "linkage.npy").read_bytes() for d in ("here", "engine")]
     assert linkage[0] == linkage[1]
 
@@ -133,6 +154,8 @@ def test_ray_plain_pass_and_a_failing_group(tmp_path, engine):
     got = accumulate_pass(store, window=32, engine=engine, progress=lambda *a, **k: seen.append(a[1]))
     assert_close_results(got.stats, accumulate(store, batch_size=32))
     assert seen and seen[-1] == 300
+    blocked = accumulate_pass(store, window=32, engine=engine, blocks=3)
+    _same_pass(blocked, accumulate_pass(store, window=32, blocks=3))
     (tmp_path / "s" / "activations.npy").rename(tmp_path / "gone.npy")  # opened here, not by the tasks
     with pytest.raises(ScaleError, match=r"general toy/train rows group \d+: .*activations\.npy"):
         accumulate_pass(store, groups=3, window=32, engine=engine)

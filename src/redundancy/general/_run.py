@@ -70,6 +70,11 @@ the same items extracted with a randomly initialised model (``null_stores``)."""
 SHUFFLE_WINDOW = 4096
 """Rows per window of the shuffled null (see :func:`accumulate_with_shuffled`)."""
 
+PASS_BLOCKS = 8
+"""Row blocks of :func:`run_general`'s passes that have no groups (the random-init null's; the
+store's without intervals or the shuffled null), here as on an engine, so that a run gives the same
+bits on either; 8 keeps up to 8 workers busy (``accumulate_pass(blocks=)``)."""
+
 
 @dataclass(frozen=True, eq=False)
 class GroupedPass:
@@ -169,6 +174,7 @@ def accumulate_pass(
     window: int = SHUFFLE_WINDOW,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     engine: Any = None,
+    blocks: int | None = None,
     progress: Progress | None = None,
 ) -> GroupedPass:
     """One pass over ``store`` filling the real statistics, those of each of ``groups`` random groups
@@ -183,16 +189,23 @@ def accumulate_pass(
 
     ``engine`` (optional; :mod:`redundancy.scale`'s, or anything with ``map(fn, items, names=)`` and
     ``n_workers``): the groups are accumulated by its workers, ``n_workers`` at a time, and merged
-    here in group order, as in this process: the same numbers to the bit. Without groups or the
-    null, the rows are cut into ``2 n_workers`` contiguous blocks instead (equal to the plain pass
-    to rounding). The store must be at the same path for every worker.
+    here in group order, as in this process: the same numbers to the bit. The store must be at the
+    same path for every worker.
+
+    ``blocks`` (a pass without groups or the null): cut the rows into this many contiguous blocks,
+    accumulated as groups and merged in order, here or on the engine: the same bits either way (the
+    price here: one block's accumulator beside the total, as a grouped pass holds). None: one plain
+    :func:`accumulate` here, ``2 n_workers`` blocks on an engine (equal to it to rounding only: float64
+    sums merged in another order).
     """
     if isinstance(window, bool) or not isinstance(window, int) or window < 2:
         raise ValueError(f"window must be an int >= 2, got {window!r}")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 0:
         raise ValueError(f"groups must be a non-negative int, got {groups!r}")
+    if blocks is not None and (isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1):
+        raise ValueError(f"blocks must be a positive int or None, got {blocks!r}")
     plain = groups < 2 and not shuffled
-    if plain and engine is None:
+    if plain and engine is None and blocks is None:
         return GroupedPass(accumulate(store, batch_size=window, chunk_bytes=chunk_bytes, progress=progress))
     m = store.manifest
     n, N = store.n_items, store.n_neurons
@@ -204,8 +217,8 @@ def accumulate_pass(
     if groups >= 2:
         of_item = sentence_groups(store.sentence_ids, groups, seed)
         members = [np.flatnonzero(of_item == g) for g in range(groups)]
-    elif plain:  # engine: contiguous row blocks
-        k = max(1, min(n, 2 * int(engine.n_workers)))
+    elif plain:  # contiguous row blocks
+        k = max(1, min(n, blocks if blocks is not None else 2 * int(engine.n_workers)))
         edges = [n * i // k for i in range(k + 1)]
         members = [np.arange(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
     else:
@@ -466,8 +479,8 @@ def run_general(
     engine : optional
         Run the passes (the store's and the random-init null's) on an engine's workers
         (:func:`accumulate_pass`; e.g. ``redundancy.scale.make_engine(...)``, started): the same
-        numbers to the bit with groups or the shuffled null, to rounding without. The analysis after
-        the pass runs here.
+        numbers to the bit (a pass without groups is cut into :data:`PASS_BLOCKS` row blocks
+        whichever the engine). The analysis after the pass runs here.
     progress : :class:`redundancy._progress.Progress`, optional
         Told the number of items read so far (cumulative), after every batch.
 
@@ -517,6 +530,7 @@ def run_general(
         seed=seed,
         window=batch_size,
         engine=engine,
+        blocks=PASS_BLOCKS,
         progress=progress,
     )
     stats, null_stats, parts = passed.stats, passed.null, passed.parts
@@ -583,7 +597,9 @@ def run_general(
             f"{rm.model}: the same architecture with random weights (sha256 {rm.weights_sha256[:12]})"
         )
         cut = {"representative": representative, "random_state": seed}
-        rstats = accumulate_pass(rs, window=batch_size, engine=engine, progress=progress).stats
+        rstats = accumulate_pass(
+            rs, window=batch_size, engine=engine, blocks=PASS_BLOCKS, progress=progress
+        ).stats
         null_results.append(_null_baseline("random-init", description, rstats, ts, layer_of, **cut))
         del rstats
         seconds["nulls"] = seconds.get("nulls", 0.0) + time.perf_counter() - t5
