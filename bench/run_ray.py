@@ -7,9 +7,9 @@ difference of the others and where they are, and whether every score (accuracy, 
 is equal. Prints the two wall times and their ratio.
 
 What runs where on Ray (docs/scaling.md): the extraction's chunks, the general stage's passes (the
-jackknife groups and the shuffled null's windows: the same bits; the random-init null's pass in row
-blocks: equal to rounding) and the probe stage's layer family (in parts: equal to the bit at equal
-thread counts, docs/scaling.md "Probes on Ray").
+jackknife groups and the shuffled null's windows, the random-init null's pass in 8 row blocks: the
+same bits as here) and the probe stage's layer family (in parts: equal to the whole family to the bit
+at equal thread counts, docs/scaling.md "Probes on Ray").
 
 Usage: ``python bench/run_ray.py CONFIG --out DIR [--num-cpus 2] [--compare-only] [--top 20]``
 """
