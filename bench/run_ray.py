@@ -4,7 +4,9 @@ Runs the job twice from nothing into ``OUT/local`` and ``OUT/ray`` (or compares 
 folders with ``--compare-only``), then compares every number of the two ``report/results.json``
 (times, dates and rates left out): how many are equal to the bit, the largest absolute and relative
 difference of the others and where they are, and whether every score (accuracy, F1, correlation)
-is equal. Prints the two wall times and their ratio.
+is equal; then every file of the two stores folders byte for byte (a manifest without its ``created``
+time), every task's ``linkage.npy`` and the stage cache keys of ``job.json``. Prints the two wall
+times and their ratio.
 
 What runs where on Ray (docs/scaling.md): the extraction's chunks, the general stage's passes (the
 jackknife groups and the shuffled null's windows, the random-init null's pass in 8 row blocks: the
@@ -17,6 +19,7 @@ Usage: ``python bench/run_ray.py CONFIG --out DIR [--num-cpus 2] [--compare-only
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
 import math
 import subprocess
@@ -63,6 +66,37 @@ def compare(a: Path, b: Path, top: int = 20) -> dict:
         "scores": len(scores),
         "scores_differing": [k for k in scores if k in differs][:top],
         "largest": [{"path": k, "a": na[k], "b": nb[k], "rel": rel[k]} for k in worst],
+        "files": compare_files(a, b, top),
+    }
+
+
+def _same_file(x: Path, y: Path) -> bool:
+    """Byte for byte; a store manifest as JSON without its ``created`` time."""
+    if x.name == "manifest.json":
+        dx, dy = (json.loads(p.read_text()) for p in (x, y))
+        dx.pop("created", None), dy.pop("created", None)
+        return dx == dy
+    return filecmp.cmp(x, y, shallow=False)
+
+
+def compare_files(a: Path, b: Path, top: int = 20) -> dict:
+    """The two runs' stores (every file), clustering trees (``linkage.npy``) and stage cache keys."""
+    names = sorted(
+        str(p.relative_to(a))
+        for p in [*(a / "stores").rglob("*"), *(a / "general").glob("*/linkage.npy")]
+        if p.is_file()
+    )
+    missing = [n for n in names if not (b / n).is_file()]
+    differ = [n for n in names if n not in missing and not _same_file(a / n, b / n)]
+    keys = [
+        {(s["stage"], s["task"]): s["key"] for s in json.loads((r / "job.json").read_text())["stages"]}
+        for r in (a, b)
+    ]
+    return {
+        "compared": len(names),
+        "equal": len(names) - len(missing) - len(differ),
+        "differing": (missing + differ)[:top],
+        "cache_keys_equal": keys[0] == keys[1],
     }
 
 

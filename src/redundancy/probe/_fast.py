@@ -213,8 +213,9 @@ def _column_sums(g: torch.Tensor) -> torch.Tensor:
     column positions of the gradient than in the whole family, and torch's column sum rounds a
     column differently in its vectorised body and in its remainder (likewise MKL's rank-1 update
     ``addr_``, hence ``sub_(outer(...))``: one rounding of each product, one of the difference).
-    With both, a part's probes equal the whole family's to the bit (``tests/scale/test_probes_ray.py``);
-    the transposed copy costs one pass over ``g``, small beside the weights' gradient product."""
+    With both, a part's probes equal the whole family's to the bit (``tests/scale/test_probes_ray.py``).
+    Their price, measured (1 thread, 512 rows, a 384-column block of 13 probes x 49 classes): 0.23 ms
+    per step against 0.06 ms for ``sum(0)`` and ``addr_``, beside 5.6 ms of the block's two products."""
     return g.T.contiguous().sum(1)
 
 
