@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
+from exactness import EXACT
 from toy import token_task
 
 from redundancy.extract import ExtractConfig, extract, load_model, plan_store
@@ -180,7 +181,10 @@ def test_run_on_ray_gives_the_local_numbers(tiny, tmp_path, engine, data_dir):
     local, remote = (_numbers(json.loads((r / "report" / "results.json").read_text())) for r in runs.values())
     assert len(local) > 100 and local.keys() == remote.keys()
     differ = {k: (local[k], remote[k]) for k in local if local[k] != remote[k]}
-    assert differ == {}
+    if EXACT:
+        assert differ == {}
+    for k, (a, b) in differ.items():  # a BLAS that rounds by width: the probes' to float32 rounding
+        assert abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1e-3), (k, a, b)
     assert any("random-init" in k for k in local) and any(k.endswith("/accuracy") for k in local)
     keys = {
         kind: {s["stage"] + s["task"]: s["key"] for s in json.loads((r / "job.json").read_text())["stages"]}
