@@ -165,8 +165,9 @@ def merge_cost(batch: int, n_outputs: int) -> int:
 
 # The CPU BLAS (MKL) computes a product with fewer than this many output columns by another kernel,
 # which rounds differently: a probe's logits or gradient in a family would then depend on how many
-# other probes share its block (measured: 1-3 columns differ from the same columns of a wider
-# product, 4 and more never), and a family trained in parts (``only``) would not equal the whole.
+# other probes share its block (measured with torch's MKL here: 1-3 columns differ from the same
+# columns of a wider product, 4 and more never; ``tests/scale/exactness.py`` checks a machine), and a
+# family trained in parts (``only``) would not equal the whole.
 MIN_PRODUCT_COLUMNS = 4
 
 
