@@ -185,7 +185,10 @@ def test_run_on_ray_gives_the_local_numbers(tiny, tmp_path, engine, data_dir):
         assert differ == {}
     for k, (a, b) in differ.items():  # a BLAS that rounds by width: the probes' to float32 rounding
         assert abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1e-3), (k, a, b)
-    assert any("random-init" in k for k in local) and any(k.endswith("/accuracy") for k in local)
+        assert "random_init" in k or "random-init" in k or "probe" in k or "/nulls" in k, k
+    accuracy = [k for k in local if k.endswith(("/dev", "/test", "/score", "/accuracy"))]
+    assert accuracy and all(local[k] == remote[k] for k in accuracy)
+    assert any("random-init" in k for k in local)
     keys = {
         kind: {s["stage"] + s["task"]: s["key"] for s in json.loads((r / "job.json").read_text())["stages"]}
         for kind, r in runs.items()
